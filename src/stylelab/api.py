@@ -1,0 +1,77 @@
+"""The Python API: ``stylelab.stylize``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .engine import Result, stylize_one
+from .events import Event
+from .recipes import Recipe, load_recipe
+from .runs import RunWriter
+
+
+def _as_list(style) -> list[Any]:
+    if isinstance(style, (str, Path, Image.Image, np.ndarray, bytes)):
+        return [style]
+    if isinstance(style, Sequence):
+        return list(style)
+    return [style]  # a tensor or anything open_image understands
+
+
+def stylize(
+    content: str | Path | Image.Image | np.ndarray,
+    style: Any,
+    recipe: str | Path | Recipe = "default",
+    *,
+    callback: Callable[[Event], Any] | Sequence[Callable[[Event], Any]] | None = None,
+    progress: bool | None = None,
+    run_dir: str | Path | None = None,
+    stop: threading.Event | None = None,
+    **overrides,
+) -> Result:
+    """Paint ``content`` in the manner of ``style`` (one image or a list to blend).
+
+    Args:
+        content: a path, PIL image or array (HxW, HxWx3, HxWx4; uint8, uint16 or float 0..1).
+        style: one such image or a list of them (blended with ``style_weights``).
+        recipe: a preset name (``stylelab recipes``), a recipe TOML file, or a Recipe.
+        callback: called with every event (Started, Step, Snapshot, Done, Failed);
+            returning True stops the run, keeping the last image.
+        progress: show progress (a bar in a terminal, a live cell in Jupyter);
+            default: only in notebooks.
+        run_dir: also write a run folder (recipe, metrics, snapshots, process picture).
+        stop: a threading.Event that cancels the run when set.
+        **overrides: any Recipe field, e.g. ``steps=200, style_weight=10``.
+
+    Returns:
+        Result with ``image`` (PIL), ``history`` (losses per step), ``recipe``
+        (fully resolved) and ``status``. In a notebook it displays as its image.
+
+    >>> result = stylize("photo.jpg", ["a.jpg", "b.jpg"], style_weights=[0.7, 0.3])  # doctest: +SKIP
+    >>> result.image.save("out.png")  # doctest: +SKIP
+    """
+    resolved = load_recipe(recipe, **overrides)
+    styles = _as_list(style)
+    callbacks: list[Callable] = []
+    if callback is not None:
+        callbacks.extend(callback if isinstance(callback, Sequence) else [callback])
+    if run_dir is not None:
+        callbacks.append(RunWriter(Path(run_dir), content, styles))
+    from .progress import NotebookDisplay, ProgressBar, in_notebook
+
+    notebook = in_notebook()
+    if progress is None:
+        progress = notebook
+    if progress and notebook:
+        callbacks.append(NotebookDisplay())
+        return stylize_one(content, styles, resolved, callbacks=callbacks, stop=stop)
+    if progress:
+        with ProgressBar() as bar:
+            return stylize_one(content, styles, resolved, callbacks=[*callbacks, bar], stop=stop)
+    return stylize_one(content, styles, resolved, callbacks=callbacks, stop=stop)

@@ -1,0 +1,309 @@
+"""The ``stylelab`` command.
+
+Options that set recipe values are generated from the Recipe's fields, so a new
+setting appears here, in ``--help`` and in recipe files at once. Library code
+raises ``StylelabError``; this module alone turns it into one line on stderr and
+exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import StylelabError
+from .recipes import FIELDS, Recipe, load_recipe
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="stylelab: neural style transfer for people who explore it.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Options that take several values: `--style a.jpg b.jpg` is rewritten to
+# `--style a.jpg --style b.jpg` before click (which has no variable nargs) sees it.
+MULTI_VALUE = {
+    "--style",
+    "-s",
+    "--styles",
+    "--style-weights",
+    "--content-layers",
+    "--style-layers",
+    "--content-layer-weights",
+    "--style-layer-weights",
+    "--recipes",
+    "--set",
+}
+_NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
+
+
+def expand_multi_values(argv: list[str]) -> list[str]:
+    out_args: list[str] = []
+    current = None
+    for arg in argv:
+        if arg == "--":
+            current = None
+            out_args.append(arg)
+            continue
+        is_option = arg.startswith("-") and not _NUMBER.match(arg)
+        if is_option:
+            current = arg if arg in MULTI_VALUE else None
+            out_args.append(arg)
+            continue
+        if current is not None and out_args and out_args[-1] != current:
+            out_args.append(current)
+        out_args.append(arg)
+    return out_args
+
+
+# ---------------------------------------------------------------- recipe options
+
+
+def _option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def recipe_parameters() -> list[inspect.Parameter]:
+    """One typer option per Recipe field, all defaulting to None (= keep the recipe's value)."""
+    params = []
+    for f in dataclasses.fields(Recipe):
+        if not f.metadata.get("cli", True):
+            continue
+        t = str(f.type).replace(" ", "")
+        if t.startswith("tuple[str"):
+            annotation = Optional[list[str]]
+        elif t.startswith("tuple[float"):
+            annotation = Optional[list[float]]
+        elif t.startswith("int"):
+            annotation = Optional[int]
+        elif t.startswith("float"):
+            annotation = Optional[float]
+        else:
+            annotation = Optional[str]
+        option = typer.Option(None, _option_name(f.name), help=f.metadata["help"], rich_help_panel="Recipe settings")
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+    return params
+
+
+def recipe_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in FIELDS and v not in (None, [])
+    }
+
+
+def with_recipe_options(func):
+    """Give ``func(**kwargs)`` its own parameters plus one option per recipe field."""
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(func).parameters.values()
+        if p.kind != inspect.Parameter.VAR_KEYWORD
+    ]
+    func.__signature__ = inspect.Signature(own + recipe_parameters())
+    return func
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _default_output(content: str) -> Path:
+    return Path(Path(content).stem + "-stylised.png")
+
+
+@app.command("run", no_args_is_help=True)
+@with_recipe_options
+def run_command(
+    content: str | None = typer.Argument(None, help="Content image (a photo)."),
+    style: list[str] | None = typer.Option(None, "--style", "-s", help="Style image(s); several are blended."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Result PNG (default: CONTENT-stylised.png)."),
+    recipe: str | None = typer.Option(None, "--recipe", "-r", help="Preset name or recipe .toml (default: default)."),
+    from_png: Path | None = typer.Option(None, "--from", help="Repeat the run that made this stylelab PNG."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Also write a run folder here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    **settings,
+):
+    """Stylise CONTENT with one or more --style images."""
+    from .images import load_rgb
+    from .runs import RunWriter, png_metadata, provenance, read_provenance
+
+    base: str | Recipe = recipe or "default"
+    styles = list(style or [])
+    if from_png is not None:
+        info = read_provenance(from_png)
+        base = recipe and load_recipe(recipe) or Recipe(**info["recipe"])
+        content = content or info["content"]
+        styles = styles or list(info["styles"])
+    if not content:
+        raise StylelabError("give a CONTENT image (or --from a stylelab PNG)")
+    if not styles:
+        raise StylelabError("give at least one --style image")
+    resolved = load_recipe(base, **recipe_overrides(settings))
+    # Every input is checked before any work starts, so a bad one costs nothing.
+    for path in [content, *styles]:
+        load_rgb(path)
+    output = output or _default_output(content)
+    if output.suffix.lower() != ".png":
+        raise StylelabError(f"the output must be a .png file (it carries the settings), not {output}")
+    callbacks = []
+    if run_dir is not None:
+        callbacks.append(RunWriter(run_dir, content, styles))
+    from .engine import stylize_one
+    from .progress import ProgressBar
+
+    if quiet:
+        result = stylize_one(content, styles, resolved, callbacks=callbacks)
+    else:
+        with ProgressBar() as bar:
+            result = stylize_one(content, styles, resolved, callbacks=[*callbacks, bar])
+    if result.status == "cancelled":
+        err.print(f"cancelled after {result.steps} steps: nothing written to {output}")
+        raise typer.Exit(130)
+    if result.status == "diverged" and result.steps == 0:
+        raise StylelabError(result.message)
+    from .images import save_png
+
+    info = provenance(
+        resolved,
+        content,
+        styles,
+        status=result.status,
+        steps=result.steps,
+        elapsed=round(result.elapsed, 3),
+        losses=result.losses,
+    )
+    save_png(result.image, output, png_metadata(info))
+    losses = "  ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    if result.status == "diverged":
+        err.print(f"[yellow]warning:[/] {result.message}")
+        err.print(f"wrote the last good image (step {result.steps}) to {output}")
+        raise typer.Exit(3)
+    if not quiet:
+        err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})")
+        if run_dir is not None:
+            err.print(f"run folder: {run_dir}")
+
+
+@app.command("info")
+def info_command(png: Path = typer.Argument(..., help="A PNG made by stylelab.")):
+    """Show how a stylelab PNG was made."""
+    from .runs import read_provenance
+
+    info = read_provenance(png)
+    out.print(f"[bold]{png}[/]  made by stylelab {info.get('version', '?')}")
+    out.print(f"content: {info.get('content')}")
+    out.print(f"styles:  {', '.join(info.get('styles', []))}")
+    for key in ("status", "steps", "elapsed"):
+        if key in info:
+            out.print(f"{key}: {info[key]}")
+    if info.get("losses"):
+        out.print("losses:  " + "  ".join(f"{k} {v:.4g}" for k, v in info["losses"].items()))
+    out.print("\n[bold]recipe[/]")
+    out.print(Recipe(**info["recipe"]).to_toml(), highlight=False, markup=False)
+    out.print(f"repeat with: stylelab run --from {png} -o again.png")
+
+
+@app.command("layers")
+def layers_command(
+    size: int = typer.Option(512, "--size", help="Input size for the shapes column (square)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """List VGG19's layers under every naming convention, with shapes and receptive fields."""
+    from .layers import table as layer_table
+
+    rows = layer_table(size, size)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title=f"VGG19 layers (shapes for a {size}x{size} input)")
+    for col in ("name", "tutorial", "keras", "torchvision", "shape", "receptive field"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["tutorial"], r["keras"], r["torchvision"], r["shape"], str(r["receptive_field"]))
+    out.print(t)
+
+
+@app.command("recipes")
+def recipes_command(name: str | None = typer.Argument(None, help="Show this recipe in full.")):
+    """List the preset recipes, or show one in full."""
+    from .recipes import preset_names, preset_summary, recipe_source
+
+    if name:
+        text, origin = recipe_source(name)
+        out.print(f"# {origin}", highlight=False, markup=False)
+        out.print(text, highlight=False, markup=False)
+        return
+    t = Table(title="recipes (stylelab recipes NAME shows one)")
+    for col in ("name", "description", "settings"):
+        t.add_column(col)
+    for preset in preset_names():
+        s = preset_summary(preset)
+        t.add_row(s["name"], s["description"], s["settings"])
+    out.print(t)
+
+
+@app.command("demo")
+def demo_command(
+    out_dir: Path = typer.Option(Path("stylelab-demo"), "--out", "-o", help="Where to write the demo."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Stylise a built-in photo in several built-in styles; no files needed."""
+    from .demo import run_demo
+
+    run_demo(out_dir, quiet=quiet)
+
+
+def _version_callback(value: bool):
+    if value:
+        out.print(f"stylelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+):
+    """stylelab: neural style transfer for people who explore it."""
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
+    args = expand_multi_values(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
+    code = 0
+    try:
+        returned = command.main(args=args, prog_name="stylelab", standalone_mode=False)
+        if isinstance(returned, int):  # click returns Exit codes instead of raising without standalone mode
+            code = returned
+    except StylelabError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        code = 2
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,364 @@
+"""The one optimisation loop behind every recipe.
+
+``stylize_batch`` optimises one or more images that share a content image and a
+recipe and differ in their styles; ``stylize_one`` is the batch of one. The
+loop is split the way the work is: ``prepare`` (images in), ``build_targets``
+(features of content and styles, once, without autograd), ``init_image``,
+``run_scale`` (the steps), with events going out to callbacks throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import color, images, optimizers
+from .errors import ImageError, RecipeError
+from .events import Callback, Done, Failed, Snapshot, Started, Step
+from .losses import Objective, blend_grams, gram_matrix
+from .recipes import INITS, Recipe
+from .vgg import VGG19, build
+
+
+@dataclass
+class Result:
+    """What a run produced. In a notebook it displays as its image."""
+
+    image: Image.Image | None
+    recipe: Recipe
+    history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "done"  # done | diverged | cancelled
+    message: str = ""
+    elapsed: float = 0.0
+    steps: int = 0
+    device: str = "cpu"
+    peak_memory: int = 0  # bytes: CUDA peak on GPU, process peak RSS on CPU
+    label: str = ""
+
+    @property
+    def losses(self) -> dict[str, float]:
+        return {k: v for k, v in self.history[-1].items() if k not in ("step", "elapsed")} if self.history else {}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+    def _repr_png_(self):
+        return images.png_bytes(self.image) if self.image is not None else None
+
+
+@dataclass
+class Prepared:
+    """Inputs after decoding and colour handling, at full resolution."""
+
+    content: Image.Image
+    content_original: Image.Image  # before luminance conversion, for recombination
+    alpha: Image.Image | None
+    styles: list[list[Image.Image]]  # per batch item
+    init: Image.Image | None  # an init image given as a path or image
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RecipeError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RecipeError(f"device {name!r} asked for, but this machine has no usable CUDA GPU")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RecipeError(f"device {name!r} asked for, but MPS is not available here")
+    return dev
+
+
+def scale_sizes(size: int, scales: int, smallest: int = 64) -> list[int]:
+    """Longest sides from coarse to fine, each about sqrt(2) larger, ending at ``size``."""
+    sizes = [max(min(size, smallest), round(size / math.sqrt(2) ** (scales - 1 - i))) for i in range(scales)]
+    return sorted(dict.fromkeys(sizes))
+
+
+def prepare(content, styles: Sequence[Sequence[Any]], recipe: Recipe, init=None) -> Prepared:
+    """Decode the inputs and apply colour preservation. Raises ImageError for bad inputs."""
+    content_img, alpha = images.load_rgb(content)
+    loaded = [[images.load_rgb(s)[0] for s in item] for item in styles]
+    if any(not item for item in loaded):
+        raise ImageError("each run needs at least one style image")
+    original = content_img
+    if recipe.preserve_color == "histogram":
+        loaded = [[color.match_histogram(s, content_img) for s in item] for item in loaded]
+    elif recipe.preserve_color == "luminance":
+        loaded = [[color.luminance_image(s, content_img) for s in item] for item in loaded]
+        content_img = color.luminance_image(content_img)
+    init_img = None
+    if init is not None:
+        init_img = images.load_rgb(init)[0]
+    elif recipe.init not in INITS:
+        init_img = images.load_rgb(recipe.init)[0]
+    return Prepared(content_img, original, alpha, loaded, init_img)
+
+
+def _blend_weights(recipe: Recipe, n: int) -> list[float]:
+    if recipe.style_weights is None:
+        return [1.0] * n
+    if len(recipe.style_weights) != n:
+        raise RecipeError(f"style_weights has {len(recipe.style_weights)} values for {n} style images")
+    return list(recipe.style_weights)
+
+
+def build_targets(net: VGG19, prep: Prepared, recipe: Recipe, longest: int, device, autocast) -> Objective:
+    """Content activations and blended style Grams for one scale, computed once."""
+    content_layers = recipe.resolved_content_layers
+    style_layers = recipe.resolved_style_layers
+    content = images.to_tensor(images.fit(prep.content, longest)).to(device)
+    style_longest = max(16, round(longest * recipe.style_scale))
+    with torch.no_grad(), autocast():
+        content_targets = net(content, content_layers)
+        per_item = []
+        for item in prep.styles:
+            grams = {layer: [] for layer in style_layers}
+            for style in item:
+                feats = net(images.to_tensor(images.fit(style, style_longest)).to(device), style_layers)
+                for layer in style_layers:
+                    grams[layer].append(gram_matrix(feats[layer], recipe.normalization))
+            weights = _blend_weights(recipe, len(item))
+            per_item.append({layer: blend_grams(g, weights) for layer, g in grams.items()})
+    style_targets = {layer: torch.cat([item[layer] for item in per_item]) for layer in style_layers}
+    return Objective(
+        {k: v.float() for k, v in content_targets.items()},
+        style_targets,
+        content_layer_weights=recipe.content_layer_weights or [1.0] * len(content_layers),
+        style_layer_weights=recipe.style_layer_weights or [1.0] * len(style_layers),
+        content_weight=recipe.content_weight,
+        style_weight=recipe.style_weight,
+        tv_weight=recipe.tv_weight,
+        normalization=recipe.normalization,
+    )
+
+
+def init_image(prep: Prepared, recipe: Recipe, size: tuple[int, int], batch: int, device) -> torch.Tensor:
+    """The start image for every item of the batch at the coarsest scale, (B, 3, H, W)."""
+    w, h = size
+    if prep.init is not None:
+        x = images.to_tensor(prep.init.resize((w, h), images.RESAMPLE)).repeat(batch, 1, 1, 1)
+    elif recipe.init == "content":
+        x = images.to_tensor(prep.content.resize((w, h), images.RESAMPLE)).repeat(batch, 1, 1, 1)
+    elif recipe.init == "style":
+        x = torch.cat([images.to_tensor(item[0].resize((w, h), images.RESAMPLE)) for item in prep.styles])
+    else:
+        gen = torch.Generator().manual_seed(recipe.seed)
+        x = torch.rand((1, 3, h, w), generator=gen).repeat(batch, 1, 1, 1)
+    return x.to(device)
+
+
+def _autocast_factory(recipe: Recipe, device: torch.device):
+    # bf16 convolutions only where asked for; Grams and losses stay float32 (losses.py).
+    if recipe.precision == "bf16" and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _divergence_message(recipe: Recipe, step: int, what: str) -> str:
+    lr = recipe.lr if recipe.lr is not None else optimizers.DEFAULT_LR[recipe.optimizer]
+    return (
+        f"diverged at step {step}: the {what} became NaN/inf, most likely a step too large for "
+        f"these weights; lower --lr (now {lr:g}) or --style-weight (now {recipe.style_weight:g}), "
+        f"or try --optimizer lbfgs. The last good image was kept."
+    )
+
+
+class _Run:
+    """State shared across the scales of one (batched) run."""
+
+    def __init__(self, recipe, batch, total, callbacks, stop, device):
+        self.recipe = recipe
+        self.total = total
+        self.batch = batch
+        self.callbacks = list(callbacks)
+        self.stop = stop
+        self.device = device
+        self.histories: list[list[dict]] = [[] for _ in range(batch)]
+        self.status = ["done"] * batch
+        self.messages = [""] * batch
+        self.active = torch.ones(batch, dtype=torch.bool, device=device)
+        self.step = 0
+        self.t0 = time.perf_counter()
+
+    def emit(self, event) -> None:
+        for cb in self.callbacks:
+            if cb(event) is True:
+                self.cancel("stopped by a callback")
+
+    def cancel(self, why: str) -> None:
+        for i in range(self.batch):
+            if self.status[i] == "done":
+                self.status[i], self.messages[i] = "cancelled", why
+        self.active[:] = False
+
+    def stopped(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            self.cancel("cancelled")
+        return not bool(self.active.any())
+
+
+def run_scale(
+    run: _Run, net: VGG19, objective: Objective, x: torch.Tensor, steps: int, scale: int, autocast, finish
+) -> torch.Tensor:
+    """``steps`` optimisation steps on ``x``; returns the last good image of every item."""
+    recipe = run.recipe
+    opt = optimizers.make(recipe.optimizer, recipe.lr)
+    last_good = x.detach().clone()
+    x = x.detach().clone().requires_grad_(True)
+    for _ in range(steps):
+        if run.stopped():
+            break
+        with autocast():
+            feats = net(x, objective.layers)
+        terms = objective(feats, x)
+        grad = torch.autograd.grad(terms["total"].sum(), x)[0]
+        run.step += 1
+        values = torch.stack([terms[k].detach().float() for k in ("content", "style", "tv", "total")], 1).cpu()
+        finite_loss = torch.isfinite(values).all(1).to(run.device) & torch.isfinite(grad).flatten(1).all(1)
+        for i in torch.nonzero(run.active & ~finite_loss).flatten().tolist():
+            _fail(run, i, _divergence_message(recipe, run.step, "loss"))
+        last_good = torch.where(run.active.view(-1, 1, 1, 1), x.detach(), last_good)
+        with torch.no_grad():
+            opt.step(x, torch.nan_to_num(grad, 0.0, 0.0, 0.0), run.active)
+            x.clamp_(0.0, 1.0)  # projection onto the pixel range
+            finite_img = torch.isfinite(x).flatten(1).all(1)
+            for i in torch.nonzero(run.active & ~finite_img).flatten().tolist():
+                _fail(run, i, _divergence_message(recipe, run.step, "image"))
+            x.copy_(torch.where(run.active.view(-1, 1, 1, 1), x, last_good))
+        elapsed = time.perf_counter() - run.t0
+        for i in range(run.batch):
+            if run.status[i] == "done":
+                row = dict(zip(("content", "style", "tv", "total"), values[i].tolist()))
+                run.histories[i].append({"step": run.step, "elapsed": elapsed, **row})
+                run.emit(Step(i, run.step, run.total, row, elapsed, scale))
+        if recipe.save_every and run.step % recipe.save_every == 0 and run.step < run.total:
+            _snapshots(run, x, finish)
+    return torch.where(run.active.view(-1, 1, 1, 1), x.detach(), last_good)
+
+
+def _fail(run: _Run, i: int, message: str) -> None:
+    run.status[i], run.messages[i] = "diverged", message
+    run.active[i] = False
+
+
+def _snapshots(run: _Run, x: torch.Tensor, finish) -> None:
+    for i in range(run.batch):
+        if run.status[i] == "done":
+            losses = (
+                {k: v for k, v in run.histories[i][-1].items() if k not in ("step", "elapsed")}
+                if run.histories[i]
+                else {}
+            )
+            run.emit(Snapshot(i, run.step, finish(x[i : i + 1]), losses))
+
+
+def stylize_batch(
+    content,
+    styles: Sequence[Sequence[Any]],
+    recipe: Recipe,
+    *,
+    callbacks: Sequence[Callback] = (),
+    stop: threading.Event | None = None,
+    labels: Sequence[str] | None = None,
+    init=None,
+) -> list[Result]:
+    """Optimise one image per entry of ``styles`` (each a list of style images).
+
+    Images in one batch go through VGG19 together, but each follows the path it
+    would follow alone: the losses are per image and the optimisers keep
+    per-image state.
+    """
+    device = resolve_device(recipe.device)
+    prep = prepare(content, styles, recipe, init)
+    batch = len(prep.styles)
+    labels = list(labels) if labels is not None else [""] * batch
+    torch.manual_seed(recipe.seed)
+    autocast = _autocast_factory(recipe, device)
+    layers = set(recipe.resolved_content_layers) | set(recipe.resolved_style_layers)
+    net = build(layers, recipe.weights, recipe.pooling, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def finish(x: torch.Tensor) -> Image.Image:
+        img = images.to_pil(x)
+        if recipe.preserve_color == "luminance":
+            img = color.recombine(img, prep.content_original)
+        return img
+
+    sizes = scale_sizes(recipe.size, recipe.scales)
+    final = images.fit(prep.content, recipe.size).size
+    run = _Run(recipe, batch, recipe.steps * len(sizes), callbacks, stop, device)
+    for i in range(batch):
+        run.emit(Started(i, recipe, run.total, final, str(device), labels[i]))
+    x = None
+    try:
+        for scale, longest in enumerate(sizes):
+            size = images.fit(prep.content, longest).size
+            if x is None:
+                x = init_image(prep, recipe, size, batch, device)
+            else:
+                x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
+            if scale == 0 and recipe.save_every:
+                _snapshots(run, x, finish)
+            objective = build_targets(net, prep, recipe, longest, device, autocast)
+            x = run_scale(run, net, objective, x, recipe.steps, scale, autocast, finish)
+            if run.stopped():
+                break
+    except KeyboardInterrupt:
+        run.cancel("interrupted")
+    elapsed = time.perf_counter() - run.t0
+    peak = _peak_memory(device)
+    results = []
+    for i in range(batch):
+        img = images.with_alpha(finish(x[i : i + 1]), prep.alpha) if x is not None else None
+        res = Result(
+            img,
+            recipe,
+            run.histories[i],
+            run.status[i],
+            run.messages[i],
+            elapsed,
+            len(run.histories[i]),
+            str(device),
+            peak,
+            labels[i],
+        )
+        results.append(res)
+        if res.status == "done":
+            if recipe.save_every:
+                run.emit(Snapshot(i, run.step, img.convert("RGB"), res.losses))
+            run.emit(Done(i, res))
+        else:
+            run.emit(Failed(i, res.steps, res.message, res.status, res))
+    return results
+
+
+def stylize_one(content, styles: Sequence[Any], recipe: Recipe, **kwargs) -> Result:
+    """One content image, one or more (blended) style images, one result."""
+    return stylize_batch(content, [list(styles)], recipe, **kwargs)[0]

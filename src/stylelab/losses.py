@@ -1,0 +1,188 @@
+"""Content, style and total-variation losses under three normalisations.
+
+Every function works on a batch and returns one value per image, shape (B,),
+so that images optimised together stay independent.
+
+Normalisations (``Recipe.normalization``):
+
+``stylelab`` (default): each term is a *relative* error, so weights mean
+relative importance whatever the image size or the weight source::
+
+    gram(F)     = F F^T / (H W)                      F: (C, H W)
+    content_l   = mean((F - Fc)^2) / mean(Fc^2)
+    style_l     = sum((G - Gs)^2) / sum(Gs^2)
+    tv          = mean((x[i+1,j] - x[i,j])^2) + mean((x[i,j+1] - x[i,j])^2)   x: RGB in 0..1
+    content     = sum_l w_l content_l / sum_l w_l     (same for style)
+
+``family-a`` (the seed's Gatys notebook)::
+
+    gram(F)     = F F^T                              (not normalised)
+    content     = sum_l w_l mean((F - Fc)^2)
+    style       = sum_l w_l mean((G - Gs)^2) / (C H W)
+
+``family-b`` (the seed's L-BFGS notebook)::
+
+    gram(F)     = F F^T / sqrt(B C H W)              (B = 1: images are independent)
+    content     = sum_l w_l mse(F, Fc) / n_layers
+    style       = sum_l w_l mse(G, Gs) / n_layers
+    tv          = mean(((x[i+1,j]-x[i,j])^2 + (x[i,j+1]-x[i,j])^2) ** 1.25)
+
+The seed's own TV compared neighbouring *channels* (NCHW indexed as NHWC);
+``family-b`` uses the formula it meant, over neighbouring pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+
+NORMALIZATIONS = ("stylelab", "family-a", "family-b")
+
+
+def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
+    """Gram matrices of a batch of feature maps.
+
+    Shape:
+        features: (B, C, H, W); returns (B, C, C), always float32 or wider so that
+        bf16 features do not overflow or lose the sums.
+    """
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    if f.dtype in (torch.float16, torch.bfloat16):
+        f = f.float()
+    g = torch.bmm(f, f.transpose(1, 2))
+    if normalization == "stylelab":
+        return g / (h * w)
+    if normalization == "family-a":
+        return g
+    if normalization == "family-b":
+        return g / math.sqrt(c * h * w)
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def _per_image_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).mean(dim=1)
+
+
+def content_term(features: torch.Tensor, target: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
+    """Content loss of one layer, per image. ``target`` broadcasts over the batch.
+
+    Shape:
+        features: (B, C, H, W); target: (1 or B, C, H, W); returns (B,).
+    """
+    features = features.float()
+    target = target.float()
+    err = _per_image_mean((features - target) ** 2)
+    if normalization == "stylelab":
+        return err / _per_image_mean(target**2).clamp_min(1e-12)
+    return err
+
+
+def style_term(features: torch.Tensor, target_gram: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
+    """Style loss of one layer, per image, against a target Gram matrix.
+
+    Shape:
+        features: (B, C, H, W); target_gram: (1 or B, C, C); returns (B,).
+    """
+    g = gram_matrix(features, normalization)
+    diff = (g - target_gram) ** 2
+    if normalization == "stylelab":
+        denom = (target_gram**2).sum(dim=(1, 2)).clamp_min(1e-12)
+        return diff.sum(dim=(1, 2)) / denom
+    err = diff.mean(dim=(1, 2))
+    if normalization == "family-a":
+        _, c, h, w = features.shape
+        return err / (c * h * w)
+    return err
+
+
+def tv_term(image: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
+    """Total variation over neighbouring pixels in both directions, per image.
+
+    Zero for a constant image; grows with noise.
+
+    Shape:
+        image: (B, 3, H, W) RGB in 0..1; returns (B,).
+    """
+    image = image.float()
+    dy = image[:, :, 1:, :] - image[:, :, :-1, :]
+    dx = image[:, :, :, 1:] - image[:, :, :, :-1]
+    if normalization == "family-b":
+        a = dy[:, :, :, :-1] ** 2
+        b = dx[:, :, :-1, :] ** 2
+        return _per_image_mean((a + b + 1e-12) ** 1.25)
+    return _per_image_mean(dy**2) + _per_image_mean(dx**2)
+
+
+def _weighted(terms: Sequence[torch.Tensor], weights: Sequence[float], normalization: str) -> torch.Tensor:
+    total = sum(w * t for w, t in zip(weights, terms))
+    if normalization == "stylelab":
+        return total / sum(weights)
+    if normalization == "family-b":
+        return total / len(terms)
+    return total
+
+
+class Objective:
+    """The weighted sum of content, style and TV terms against fixed targets.
+
+    ``content_targets`` maps layer -> (1 or B, C, H, W) activations;
+    ``style_targets`` maps layer -> (1 or B, C, C) Gram matrices (already blended
+    across style images). Calling it on the network's activations and the image
+    returns named per-image terms: ``content``, ``style``, ``tv`` and ``total``.
+    """
+
+    def __init__(
+        self,
+        content_targets: Mapping[str, torch.Tensor],
+        style_targets: Mapping[str, torch.Tensor],
+        *,
+        content_layer_weights: Sequence[float],
+        style_layer_weights: Sequence[float],
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        normalization: str = "stylelab",
+    ):
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}")
+        self.content_targets = dict(content_targets)
+        self.style_targets = dict(style_targets)
+        self.content_layer_weights = tuple(content_layer_weights)
+        self.style_layer_weights = tuple(style_layer_weights)
+        self.content_weight = content_weight
+        self.style_weight = style_weight
+        self.tv_weight = tv_weight
+        self.normalization = normalization
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.content_targets, *self.style_targets]))
+
+    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> dict[str, torch.Tensor]:
+        norm = self.normalization
+        zero = image.new_zeros(image.shape[0], dtype=torch.float32)
+        terms = {}
+        if self.content_targets:
+            per_layer = [content_term(features[k], t, norm) for k, t in self.content_targets.items()]
+            terms["content"] = _weighted(per_layer, self.content_layer_weights, norm)
+        else:
+            terms["content"] = zero
+        if self.style_targets:
+            per_layer = [style_term(features[k], t, norm) for k, t in self.style_targets.items()]
+            terms["style"] = _weighted(per_layer, self.style_layer_weights, norm)
+        else:
+            terms["style"] = zero
+        terms["tv"] = tv_term(image, norm) if self.tv_weight else zero
+        terms["total"] = (
+            self.content_weight * terms["content"] + self.style_weight * terms["style"] + self.tv_weight * terms["tv"]
+        )
+        return terms
+
+
+def blend_grams(grams: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Weighted mean of several style images' Gram matrices (weights sum to 1)."""
+    total = sum(weights)
+    return sum(w / total * g for w, g in zip(weights, grams))

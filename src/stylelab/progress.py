@@ -1,0 +1,81 @@
+"""Progress sinks: a rich progress bar for terminals, a live display for notebooks."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .events import Done, Event, Failed, Snapshot, Started, Step
+
+
+def _loss_text(losses) -> str:
+    return "  ".join(f"{k} {losses[k]:.3g}" for k in ("content", "style", "tv", "total") if k in losses)
+
+
+class ProgressBar:
+    """Step, losses and ETA on stderr, one bar per batch item; usable as a context manager."""
+
+    def __init__(self, console: Console | None = None, transient: bool = False):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console or Console(stderr=True),
+            transient=transient,
+        )
+        self.tasks: dict[int, int] = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.tasks[event.item] = self.progress.add_task(
+                event.label or "stylising", total=event.total_steps, losses=""
+            )
+        elif isinstance(event, Step) and event.item in self.tasks:
+            self.progress.update(self.tasks[event.item], completed=event.step, losses=_loss_text(event.losses))
+        elif isinstance(event, Failed) and event.item in self.tasks:
+            self.progress.update(self.tasks[event.item], losses=f"[red]{event.kind}")
+
+
+def in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class NotebookDisplay:
+    """Updates one output cell in place with the step, the losses and the latest snapshot."""
+
+    def __init__(self):
+        from IPython.display import display
+
+        self.text = display({"text/plain": "starting..."}, raw=True, display_id=True)
+        self.picture = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Step) and event.item == 0:
+            done = event.step / max(1, event.total_steps)
+            eta = event.elapsed / max(done, 1e-9) - event.elapsed
+            self.text.update(
+                {"text/plain": f"step {event.step}/{event.total_steps}  eta {eta:.0f}s  {_loss_text(event.losses)}"},
+                raw=True,
+            )
+        elif isinstance(event, (Snapshot, Done)) and event.item == 0:
+            img = event.image if isinstance(event, Snapshot) else event.result.image
+            if img is not None:
+                self.picture.update(img)
+        elif isinstance(event, Failed) and event.item == 0:
+            self.text.update({"text/plain": f"{event.kind}: {event.reason}"}, raw=True)

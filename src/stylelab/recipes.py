@@ -1,0 +1,281 @@
+"""The Recipe: every knob of a run, validated, with presets stored as TOML files.
+
+A Recipe is frozen; a variation is ``recipe.replace(style_weight=1e4)``. The CLI's
+options, the sweep's ``--set`` keys and the studio's form are all derived from
+the fields below, so each default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import layers as layer_names
+from .errors import RecipeError
+from .losses import NORMALIZATIONS
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd")
+INITS = ("content", "style", "noise")
+POOLINGS = ("max", "avg")
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+PRECISIONS = ("auto", "fp32", "bf16")
+MAX_SIZE = 8192
+
+
+def _f(default, help: str, **meta):
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting of a style-transfer run. See ``stylelab recipes default``."""
+
+    name: str = _f("custom", "Name of the recipe (presets: stylelab recipes).", cli=False)
+    description: str = _f("", "One line saying what the recipe is for.", cli=False)
+    steps: int = _f(300, "Optimisation steps at the final scale (one step = one forward/backward pass).")
+    optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
+    lr: float | None = _f(None, "Step size; empty means the optimiser's own default (lbfgs 1, adam 0.02, sgd 0.005).")
+    content_weight: float = _f(1.0, "Weight of the content term.")
+    style_weight: float = _f(5.0, "Weight of the style term.")
+    tv_weight: float = _f(0.0, "Weight of the total-variation (smoothness) term.")
+    content_layers: tuple[str, ...] = _f(
+        ("relu4_2",), "Content layers, in any naming (conv4_2, relu_10, block4_conv2)."
+    )
+    style_layers: tuple[str, ...] = _f(
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "Style layers, in any naming."
+    )
+    content_layer_weights: tuple[float, ...] | None = _f(None, "One weight per content layer (default: equal).")
+    style_layer_weights: tuple[float, ...] | None = _f(None, "One weight per style layer (default: equal).")
+    style_weights: tuple[float, ...] | None = _f(None, "Blend weights, one per style image (default: equal).")
+    style_scale: float = _f(1.0, "Size of the style images relative to the output's longest side.")
+    init: str = _f("content", "Start image: content, style, noise, or an image path.")
+    size: int = _f(512, "Longest side of the output in pixels.")
+    save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")
+    seed: int = _f(0, "Random seed; the same seed repeats a CPU run bit for bit.")
+    device: str = _f("auto", "Device: auto, cpu, cuda, cuda:1, mps.")
+    weights: str = _f("caffe", "VGG19 weights: caffe (bundled), torchvision, or a state-dict file.")
+    pooling: str = _f("max", "Pooling in VGG19: max or avg.", choices=POOLINGS)
+    preserve_color: str = _f(
+        "none", "Keep the content's colours: none, luminance or histogram.", choices=PRESERVE_COLOR
+    )
+    scales: int = _f(1, "Coarse-to-fine: run N sizes, each about sqrt(2) larger, ending at --size.")
+    normalization: str = _f("stylelab", "Loss convention: stylelab, family-a or family-b.", choices=NORMALIZATIONS)
+    precision: str = _f("auto", "Convolution precision: auto, fp32 or bf16 (bf16 only on CUDA).", choices=PRECISIONS)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
+        _validate(self)
+
+    def replace(self, **changes) -> Recipe:
+        unknown = [k for k in changes if k not in FIELDS]
+        if unknown:
+            raise RecipeError(_unknown_key_message(unknown[0]))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self, *, drop_none: bool = False) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and drop_none:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict(drop_none=True))
+
+    def diff(self, other: Recipe) -> dict[str, tuple[Any, Any]]:
+        """Settings whose values differ: name -> (self's, other's)."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ("name", "description")}
+
+    @property
+    def resolved_content_layers(self) -> tuple[str, ...]:
+        return layer_names.resolve_all(self.content_layers)
+
+    @property
+    def resolved_style_layers(self) -> tuple[str, ...]:
+        return layer_names.resolve_all(self.style_layers)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Recipe)}
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    return str(f.type).replace(" ", "")
+
+
+def _coerce(f: dataclasses.Field, value):
+    """Turn TOML, CLI or JSON values into the field's type, or explain why not."""
+    t = _type_name(f)
+    if value is None:
+        if "None" in t:
+            return None
+        raise RecipeError(f"{f.name} needs a value")
+    try:
+        if t.startswith("tuple[str"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            return tuple(str(v) for v in value)
+        if t.startswith("tuple[float"):
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            if isinstance(value, (int, float)):
+                value = [value]
+            return tuple(float(v) for v in value)
+        if t.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if t.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if t.startswith("str"):
+            if not isinstance(value, (str, Path)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise RecipeError(f"{f.name} = {value!r} is not a valid {t.split('|')[0]}") from None
+    return value
+
+
+def _closest(value: str, options) -> str:
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.4)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _validate(r: Recipe) -> None:
+    for name in ("optimizer", "pooling", "preserve_color", "normalization", "precision"):
+        options = FIELDS[name].metadata["choices"]
+        value = getattr(r, name)
+        if value not in options:
+            raise RecipeError(f"unknown {name} {value!r}{_closest(value, options)}; choose from {', '.join(options)}")
+    for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+        value = getattr(r, name)
+        if not value >= 0 or value == float("inf"):
+            raise RecipeError(f"{name} must be a finite number >= 0, not {value}")
+    if r.style_scale <= 0:
+        raise RecipeError("style_scale must be > 0")
+    if r.lr is not None and not (0 < r.lr < float("inf")):
+        raise RecipeError(f"lr must be > 0, not {r.lr}")
+    if r.steps < 0:
+        raise RecipeError(f"steps must be >= 0, not {r.steps}")
+    if not 16 <= r.size <= MAX_SIZE:
+        raise RecipeError(f"size must be between 16 and {MAX_SIZE} pixels, not {r.size}")
+    if r.save_every < 0:
+        raise RecipeError("save_every must be >= 0")
+    if not 1 <= r.scales <= 8:
+        raise RecipeError(f"scales must be between 1 and 8, not {r.scales}")
+    if not r.style_layers and not r.content_layers:
+        raise RecipeError("at least one content or style layer is needed")
+    layer_names.resolve_all(r.content_layers)
+    layer_names.resolve_all(r.style_layers)
+    for weights, layers, what in (
+        (r.content_layer_weights, r.content_layers, "content"),
+        (r.style_layer_weights, r.style_layers, "style"),
+    ):
+        if weights is None:
+            continue
+        if len(weights) != len(layers):
+            raise RecipeError(f"{what}_layer_weights has {len(weights)} values for {len(layers)} {what} layers")
+        if any(not w >= 0 for w in weights) or not sum(weights) > 0:
+            raise RecipeError(f"{what}_layer_weights must be >= 0 with a positive sum")
+    if r.style_weights is not None and (any(not w >= 0 for w in r.style_weights) or not sum(r.style_weights) > 0):
+        raise RecipeError("style_weights must be >= 0 with a positive sum")
+    if r.init not in INITS and not r.init.strip():
+        raise RecipeError("init must be content, style, noise or an image path")
+
+
+def _unknown_key_message(key: str) -> str:
+    return f"unknown setting {key!r}{_closest(key, FIELDS)}; `stylelab recipes default` lists them"
+
+
+# ---------------------------------------------------------------- presets and files
+
+
+def _preset_dir():
+    return importlib.resources.files("stylelab") / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(text: str, origin: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{origin} is not valid TOML: {exc}") from None
+
+
+def recipe_source(name_or_path: str | Path) -> tuple[str, str]:
+    """(TOML text, origin) of a preset name or a recipe file."""
+    key = str(name_or_path)
+    path = Path(key).expanduser()
+    if key.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {key}")
+        return path.read_text(encoding="utf-8"), str(path)
+    preset = _preset_dir() / f"{key}.toml"
+    if not preset.is_file():
+        raise RecipeError(
+            f"unknown recipe {key!r}{_closest(key, preset_names())}; presets: {', '.join(preset_names())}"
+        )
+    return preset.read_text(encoding="utf-8"), f"preset {key}"
+
+
+def recipe_values(data: dict, origin: str = "recipe") -> dict:
+    """Recipe fields from a parsed TOML table, following ``base = "other"`` chains."""
+    data = dict(data)
+    base = data.pop("base", None)
+    values = {}
+    if base:
+        text, base_origin = recipe_source(base)
+        values = recipe_values(_read_toml(text, base_origin), base_origin)
+    for key, value in data.items():
+        if key not in FIELDS:
+            raise RecipeError(f"{origin}: {_unknown_key_message(key)}")
+        values[key] = value
+    return values
+
+
+def load_recipe(name_or_path: str | Path | Recipe = "default", **overrides) -> Recipe:
+    """A preset by name, a recipe TOML file, or a Recipe, with ``overrides`` applied.
+
+    ``None`` overrides are ignored, so CLI options left unset keep the recipe's values.
+    """
+    if isinstance(name_or_path, Recipe):
+        base = name_or_path
+    else:
+        text, origin = recipe_source(name_or_path)
+        values = recipe_values(_read_toml(text, origin), origin)
+        if "name" not in values:
+            values["name"] = Path(str(name_or_path)).stem
+        base = Recipe(**values)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return base.replace(**changes) if changes else base
+
+
+def recipe_from_toml(text: str) -> Recipe:
+    return Recipe(**recipe_values(_read_toml(text, "recipe"), "recipe"))
+
+
+def preset_summary(name: str) -> dict:
+    r = load_recipe(name)
+    return {
+        "name": name,
+        "description": r.description,
+        "settings": f"{r.optimizer} {r.steps} steps, {r.size}px, content {r.content_weight:g}, "
+        f"style {r.style_weight:g}, tv {r.tv_weight:g}, {r.normalization}",
+    }

