@@ -1,0 +1,68 @@
+"""stylelab's own yardstick: how far an image is from its content and its style.
+
+Independent of any recipe's weights, layers or loss convention, so results of
+different recipes, optimisers and even other tools can be compared:
+
+* style distance: the mean over relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of
+  ||G(x) - G(s)||_F / ||G(s)||_F, with G = F F^T / (H W) (several styles: their
+  Grams blended with the given weights);
+* content distance: ||F(x) - F(c)||_F / ||F(c)||_F at relu4_2.
+
+Always measured with the bundled Caffe VGG19, max pooling, the image at its own
+size, the content resized to it and the styles to the same longest side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import images
+from .losses import blend_grams, gram_matrix
+from .vgg import build
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+
+
+@dataclass(frozen=True)
+class Distances:
+    content: float
+    style: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"content_distance": self.content, "style_distance": self.style}
+
+
+_net_cache: dict[str, torch.nn.Module] = {}
+
+
+def _net(device: str):
+    if device not in _net_cache:
+        _net_cache[device] = build((*STYLE_LAYERS, CONTENT_LAYER), "caffe", "max", device)
+    return _net_cache[device]
+
+
+@torch.no_grad()
+def distances(image, content, styles: Sequence, style_weights: Sequence[float] | None = None, device: str = "cpu"):
+    """Content and style distance of ``image`` (any input ``images.load_rgb`` takes)."""
+    img = images.load_rgb(image)[0]
+    size = img.size
+    net = _net(device)
+    x = images.to_tensor(img).to(device)
+    c = images.to_tensor(images.load_rgb(content)[0].resize(size, images.RESAMPLE)).to(device)
+    fx, fc = net(x), net(c, [CONTENT_LAYER])
+    content_d = (fx[CONTENT_LAYER] - fc[CONTENT_LAYER]).norm() / fc[CONTENT_LAYER].norm().clamp_min(1e-12)
+    style_grams = {layer: [] for layer in STYLE_LAYERS}
+    for s in styles:
+        fs = net(images.to_tensor(images.fit(images.load_rgb(s)[0], max(size))).to(device), STYLE_LAYERS)
+        for layer in STYLE_LAYERS:
+            style_grams[layer].append(gram_matrix(fs[layer]))
+    weights = list(style_weights) if style_weights else [1.0] * len(styles)
+    per_layer = []
+    for layer in STYLE_LAYERS:
+        target = blend_grams(style_grams[layer], weights)
+        per_layer.append((gram_matrix(fx[layer]) - target).norm() / target.norm().clamp_min(1e-12))
+    return Distances(float(content_d), float(torch.stack(per_layer).mean()))
