@@ -27,6 +27,22 @@ relative importance whatever the image size or the weight source::
     style       = sum_l w_l mse(G, Gs) / n_layers
     tv          = mean(((x[i+1,j]-x[i,j])^2 + (x[i,j+1]-x[i,j])^2) ** 1.25)
 
+``jcjohnson`` (jcjohnson/neural-style, ``neural_style.lua``: GramMatrix, StyleLoss,
+ContentLoss, TVLoss), so that its classic weights (content 5, style 100, TV 1e-3)
+can be written as they are::
+
+    gram(F)     = F F^T / (C H W)                    (StyleLoss divides by input:nElement())
+    content_l   = mean((F - Fc)^2)                   (nn.MSECriterion, size-averaged)
+    style_l     = mean((G - Gs)^2)                   (mean over the C x C entries)
+    content     = sum_l w_l content_l                (each loss module adds its own; same for style)
+    tv          = 0.5 * sum_{c, i<H-1, j<W-1} ((x[i,j+1]-x[i,j])^2 + (x[i+1,j]-x[i,j])^2)
+                                                     x: RGB in 0..255
+
+neural-style's TVLoss only defines a gradient, ``x_diff + y_diff`` over the
+(H-1)x(W-1) corner, which is the gradient of the ``tv`` above; it acts on the
+Caffe-preprocessed image, whose pixel scale is 0..256 there and 0..255 here
+(stylelab's Caffe preprocessing, vgg.py), a 0.8% difference in that term.
+
 The seed's own TV compared neighbouring *channels* (NCHW indexed as NHWC);
 ``family-b`` uses the formula it meant, over neighbouring pixels.
 """
@@ -38,7 +54,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-NORMALIZATIONS = ("stylelab", "family-a", "family-b")
+NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
 
 
 def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
@@ -59,6 +75,8 @@ def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torc
         return g
     if normalization == "family-b":
         return g / math.sqrt(c * h * w)
+    if normalization == "jcjohnson":
+        return g / (c * h * w)
     raise ValueError(f"unknown normalization {normalization!r}")
 
 
@@ -113,6 +131,10 @@ def tv_term(image: torch.Tensor, normalization: str = "stylelab") -> torch.Tenso
         a = dy[:, :, :, :-1] ** 2
         b = dx[:, :, :-1, :] ** 2
         return _per_image_mean((a + b + 1e-12) ** 1.25)
+    if normalization == "jcjohnson":
+        a = dx[:, :, :-1, :] * 255.0
+        b = dy[:, :, :, :-1] * 255.0
+        return 0.5 * (a**2 + b**2).flatten(1).sum(1)
     return _per_image_mean(dy**2) + _per_image_mean(dx**2)
 
 

@@ -66,7 +66,9 @@ class Recipe:
         "none", "Keep the content's colours: none, luminance or histogram.", choices=PRESERVE_COLOR
     )
     scales: int = _f(1, "Coarse-to-fine: run N sizes, each about sqrt(2) larger, ending at --size.")
-    normalization: str = _f("stylelab", "Loss convention: stylelab, family-a or family-b.", choices=NORMALIZATIONS)
+    normalization: str = _f(
+        "stylelab", "Loss convention: stylelab, family-a, family-b or jcjohnson (losses.py).", choices=NORMALIZATIONS
+    )
     precision: str = _f("auto", "Convolution precision: auto, fp32 or bf16 (bf16 only on CUDA).", choices=PRECISIONS)
 
     def __post_init__(self):
