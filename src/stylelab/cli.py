@@ -255,6 +255,107 @@ def recipes_command(name: str | None = typer.Argument(None, help="Show this reci
     out.print(t)
 
 
+@app.command("sweep", no_args_is_help=True)
+@with_recipe_options
+def sweep_command(
+    source: str = typer.Argument(..., help="An experiment .toml file, or a CONTENT image."),
+    styles: list[str] | None = typer.Option(None, "--styles", help="Style images or folders (with a CONTENT image)."),
+    recipes: list[str] | None = typer.Option(None, "--recipes", help="Presets or recipe files to compare."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Vary a setting: KEY=V1,V2 (several --set: every combination)."
+    ),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Experiment folder (default ./experiments/NAME)."),
+    name: str | None = typer.Option(None, "--name", help="Experiment name (default: the file's or content's name)."),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="At most N styles optimised together."),
+    redo: bool = typer.Option(False, "--redo", help="Run again finished runs whose settings changed."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and batches; run nothing."),
+    report: bool = typer.Option(False, "--report", help="Write report.html and report.pdf at the end."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    **settings,
+):
+    """Run content x styles x recipes x --set values into one experiment folder (resumable)."""
+    from . import experiments, sweep
+
+    overrides = recipe_overrides(settings)
+    grid = experiments.parse_set(set_)
+    if source.endswith(".toml"):
+        exp = experiments.load(source, name=name, out=out_dir, settings=overrides, grid=grid)
+    else:
+        if not styles:
+            raise StylelabError("give --styles (images or folders), or an experiment .toml file")
+        exp = experiments.build(
+            name=name or Path(source).stem,
+            contents=[source],
+            styles=list(styles),
+            recipes=list(recipes or []),
+            settings=overrides,
+            grid=grid,
+            out=out_dir,
+        )
+    folder = sweep.experiment_folder(exp, out_dir)
+    specs = exp.plan()
+    if dry_run:
+        todo = sweep.pending(specs, folder / "runs", redo=True)
+        batches = sweep.plan_batches(todo, lambda s: sweep.batch_limit(s.recipe, s.content, batch))
+        out.print(f"{folder}: {len(specs)} runs, {len(specs) - len(todo)} finished, {len(batches)} batches to run")
+        for b in batches:
+            out.print(f"  batch of {len(b.runs)}: " + ", ".join(spec.name for spec in b.runs), highlight=False)
+        return
+    from .progress import SweepProgress
+
+    todo = sweep.pending(specs, folder / "runs", redo)
+    if quiet:
+        summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo)
+    else:
+        with SweepProgress(len(todo), description=f"{exp.name}: {len(todo)} runs") as bar:
+            summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo, events=bar, on_run=bar.run_finished)
+    done = len(summary.written)
+    err.print(
+        f"{folder}: {done} run(s) written in {summary.elapsed:.0f}s, {summary.skipped} already done"
+        + (f", {len(summary.diverged)} diverged (see their run.json)" if summary.diverged else "")
+    )
+    if summary.interrupted:
+        err.print(f"stopped with {summary.remaining} run(s) left; the same command continues")
+        raise typer.Exit(130)
+    if report:
+        from .report import write_report
+
+        paths = write_report(folder)
+        err.print("report: " + ", ".join(str(p) for p in paths))
+    elif not quiet:
+        err.print(f"next: stylelab report {folder}")
+
+
+@app.command("report", no_args_is_help=True)
+def report_command(folder: Path = typer.Argument(..., help="An experiment folder (or any folder of runs).")):
+    """Write report.html, report.pdf and the effect picture of an experiment."""
+    from .report import write_report
+
+    paths = write_report(folder)
+    for p in paths:
+        out.print(str(p), highlight=False)
+
+
+@app.command("metrics", no_args_is_help=True)
+def metrics_command(
+    image: str = typer.Argument(..., help="The image to measure (any tool's output)."),
+    content: str = typer.Option(..., "--content", "-c", help="The content image."),
+    style: list[str] = typer.Option(..., "--style", "-s", help="The style image(s)."),
+    style_weights: list[float] | None = typer.Option(None, "--style-weights", help="Blend weights of the styles."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Content and style distance of IMAGE, by stylelab's own yardstick (metrics.py)."""
+    from .metrics import distances
+
+    if style_weights and len(style_weights) != len(style):
+        raise StylelabError(f"--style-weights has {len(style_weights)} values for {len(style)} styles")
+    d = distances(image, content, style, style_weights or None)
+    if as_json:
+        out.print_json(json.dumps(d.as_dict()))
+    else:
+        out.print(f"content distance {d.content:.4f}  style distance {d.style:.4f}", highlight=False)
+
+
 @app.command("demo")
 def demo_command(
     out_dir: Path = typer.Option(Path("stylelab-demo"), "--out", "-o", help="Where to write the demo."),

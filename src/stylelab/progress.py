@@ -79,3 +79,20 @@ class NotebookDisplay:
                 self.picture.update(img)
         elif isinstance(event, Failed) and event.item == 0:
             self.text.update({"text/plain": f"{event.kind}: {event.reason}"}, raw=True)
+
+
+class SweepProgress(ProgressBar):
+    """A sweep's progress: runs done of all (with ETA) above a bar for each run in the current batch."""
+
+    def __init__(self, total: int, console: Console | None = None, description: str = "sweep"):
+        super().__init__(console)
+        self.overall = self.progress.add_task(f"[bold]{description}", total=total, losses="runs")
+
+    def run_finished(self, *_) -> None:
+        self.progress.advance(self.overall)
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        if isinstance(event, (Done, Failed)) and event.item in self.tasks:
+            # Each run's bar goes when it ends; the next batch reuses the item numbers.
+            self.progress.remove_task(self.tasks.pop(event.item))

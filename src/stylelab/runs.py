@@ -70,7 +70,12 @@ def _input_name(src) -> str:
 
 @dataclass
 class RunWriter:
-    """An event sink that builds a run folder for one run (batch item 0 of what it sees)."""
+    """An event sink that builds a run folder for one run (batch item 0 of what it sees).
+
+    It writes as the run goes (metrics.csv, snapshots), so a ``.partial`` folder
+    shows a run in progress; ``write_run`` writes the same folder in one go from a
+    ``RunRecord`` collected elsewhere (another process or machine).
+    """
 
     folder: Path
     content: Any
@@ -91,9 +96,7 @@ class RunWriter:
         if isinstance(event, Started):
             self._start(event)
         elif isinstance(event, Step):
-            self._metrics.writerow(
-                [event.step, f"{event.elapsed:.4f}", *(repr(event.losses[k]) for k in METRIC_COLUMNS[2:])]
-            )
+            self._metrics.writerow(_metrics_row({"step": event.step, "elapsed": event.elapsed, **event.losses}))
             self._metrics_file.flush()
         elif isinstance(event, Snapshot):
             path = self.partial / "snapshots" / f"step_{event.step:06d}.png"
@@ -103,23 +106,53 @@ class RunWriter:
             self._finish(event)
 
     def _start(self, event: Started) -> None:
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        (self.partial / "snapshots").mkdir(parents=True)
+        _begin_folder(self.partial, event.recipe)
         self.recipe = event.recipe
         self.started_at = time.time()
-        images.atomic_write_text(self.partial / "recipe.toml", event.recipe.to_toml())
         self._metrics_file = open(self.partial / "metrics.csv", "w", newline="", encoding="utf-8")
         self._metrics = csv.writer(self._metrics_file)
         self._metrics.writerow(METRIC_COLUMNS)
 
     def _finish(self, event: Done | Failed) -> None:
         self._metrics_file.close()
+        record = RunRecord.from_event(
+            event, self.recipe, _input_name(self.content), [_input_name(s) for s in self.styles], self.started_at
+        )
+        record.extra.update(self.extra)
+        _finish_folder(self.partial, self.folder, record, self.snapshots, self.process_picture)
+
+
+@dataclass
+class RunRecord:
+    """Everything a run folder holds, in memory and picklable (images as PNG bytes).
+
+    What a worker elsewhere sends back to the process that keeps the folders.
+    """
+
+    recipe: Recipe
+    content: str
+    styles: list[str]
+    status: str
+    message: str = ""
+    steps: int = 0
+    elapsed: float | None = None
+    device: str | None = None
+    peak_memory: int | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshots: list[tuple[int, bytes, dict]] = field(default_factory=list)  # (step, PNG bytes, losses)
+    image: bytes | None = None  # result PNG without metadata
+    started: float = 0.0
+    finished: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_event(cls, event: Done | Failed, recipe: Recipe, content: str, styles: list[str], started: float):
         result = event.result
-        info = provenance(
-            self.recipe,
-            _input_name(self.content),
-            [_input_name(s) for s in self.styles],
+        return cls(
+            recipe=recipe,
+            content=content,
+            styles=list(styles),
             status=result.status if result else event.kind,
             message=result.message if result else event.reason,
             steps=result.steps if result else event.step,
@@ -127,25 +160,98 @@ class RunWriter:
             device=result.device if result else None,
             peak_memory=result.peak_memory if result else None,
             losses=result.losses if result else {},
-            started=self.started_at,
+            history=list(result.history) if result else [],
+            image=images.png_bytes(result.image) if result is not None and result.image is not None else None,
+            started=started,
             finished=time.time(),
+        )
+
+    def info(self) -> dict[str, Any]:
+        """run.json's content (also stored in result.png's metadata)."""
+        return provenance(
+            self.recipe,
+            self.content,
+            self.styles,
+            status=self.status,
+            message=self.message,
+            steps=self.steps,
+            elapsed=self.elapsed,
+            device=self.device,
+            peak_memory=self.peak_memory,
+            losses=self.losses,
+            started=self.started,
+            finished=self.finished,
             **self.extra,
         )
-        if result is not None and result.image is not None:
-            images.save_png(result.image, self.partial / "result.png", png_metadata(info))
-        if self.process_picture and result is not None:
-            from .sheets import process_picture
 
-            pic = process_picture(
-                [(step, Image.open(path), losses) for step, path, losses in self.snapshots],
-                result.history,
-                title=self.folder.name,
-            )
-            images.save_png(pic, self.partial / "process.png")
-        images.atomic_write_text(self.partial / "run.json", json.dumps(info, indent=2, default=str))
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.partial.rename(self.folder)
+
+class RunRecorder:
+    """An event sink that collects one run (item 0) into a ``RunRecord`` in memory."""
+
+    def __init__(self, content: Any, styles: list[Any]):
+        self.content = _input_name(content)
+        self.styles = [_input_name(s) for s in styles]
+        self.recipe: Recipe | None = None
+        self.started = 0.0
+        self.snapshots: list[tuple[int, bytes, dict]] = []
+        self.record: RunRecord | None = None
+
+    def __call__(self, event: Event) -> None:
+        if event.item != 0:
+            return
+        if isinstance(event, Started):
+            self.recipe, self.started, self.snapshots, self.record = event.recipe, time.time(), [], None
+        elif isinstance(event, Snapshot):
+            self.snapshots.append((event.step, images.png_bytes(event.image), dict(event.losses)))
+        elif isinstance(event, (Done, Failed)):
+            self.record = RunRecord.from_event(event, self.recipe, self.content, self.styles, self.started)
+            self.record.snapshots = self.snapshots
+
+
+def write_run(folder: str | Path, record: RunRecord, *, process_picture: bool = True) -> Path:
+    """Write a complete run folder from a ``RunRecord``: into ``.partial``, then renamed."""
+    folder = Path(folder)
+    partial = folder.with_name(folder.name + PARTIAL)
+    _begin_folder(partial, record.recipe)
+    images.atomic_write_text(partial / "metrics.csv", metrics_csv(record.history))
+    snapshots = []
+    for step, png, losses in record.snapshots:
+        path = partial / "snapshots" / f"step_{step:06d}.png"
+        images.atomic_write_bytes(path, png)
+        snapshots.append((step, path, losses))
+    _finish_folder(partial, folder, record, snapshots, process_picture)
+    return folder
+
+
+def _begin_folder(partial: Path, recipe: Recipe) -> None:
+    # A .partial left by a killed attempt is stale by definition: start it afresh.
+    if partial.exists():
+        shutil.rmtree(partial)
+    (partial / "snapshots").mkdir(parents=True)
+    images.atomic_write_text(partial / "recipe.toml", recipe.to_toml())
+
+
+def _finish_folder(
+    partial: Path, folder: Path, record: RunRecord, snapshots: list[tuple[int, Path, dict]], process_picture: bool
+) -> None:
+    """result.png, process.png and run.json into ``partial``, then the rename that completes it."""
+    info = record.info()
+    if record.image is not None:
+        with Image.open(io.BytesIO(record.image)) as img:
+            images.save_png(img, partial / "result.png", png_metadata(info))
+    if process_picture and (record.history or snapshots):
+        from .sheets import process_picture as make_process_picture
+
+        pic = make_process_picture(
+            [(step, Image.open(path), losses) for step, path, losses in snapshots],
+            record.history,
+            title=folder.name,
+        )
+        images.save_png(pic, partial / "process.png")
+    images.atomic_write_text(partial / "run.json", json.dumps(info, indent=2, default=str))
+    if folder.exists():
+        shutil.rmtree(folder)
+    partial.rename(folder)
 
 
 # ---------------------------------------------------------------- reading back
@@ -225,5 +331,9 @@ def metrics_csv(history: list[dict[str, float]]) -> str:
     w = csv.writer(buf)
     w.writerow(METRIC_COLUMNS)
     for row in history:
-        w.writerow([row.get(k) for k in METRIC_COLUMNS])
+        w.writerow(_metrics_row(row))
     return buf.getvalue()
+
+
+def _metrics_row(row: dict[str, float]) -> list:
+    return [int(row["step"]), f"{row['elapsed']:.4f}", *(repr(float(row.get(k, 0.0))) for k in METRIC_COLUMNS[2:])]

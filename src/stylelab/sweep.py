@@ -1,0 +1,282 @@
+"""Running an experiment: batches of runs, an executor that runs them, a driver that keeps the folder.
+
+The driver (``run_sweep``) plans the runs, skips the finished ones, groups the
+rest into batches and hands them to an executor. Runs that share content and
+every setting and differ only in their style image go through VGG19 together
+(``engine.stylize_batch``); each keeps its own losses and optimiser state, so a
+batched run ends where it would have ended alone.
+
+An executor only runs batches and gives back one ``RunRecord`` per run (the
+whole run in memory: result and snapshot PNG bytes, losses, timings, metric);
+the driver alone writes run folders, with ``runs.write_run`` (``.partial`` then
+rename). ``LocalExecutor`` runs batches here, one after the other; an executor
+for a cluster implements the same ``run`` method and sends ``execute_batch``
+to its workers.
+
+Experiment folder::
+
+    experiment.toml     the experiment as planned (absolute paths)
+    runs/<run name>/    one run folder per run (see runs.py)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import images
+from .errors import StylelabError
+from .events import Callback, for_item
+from .experiments import Experiment, RunSpec
+from .layers import LAYERS, depth, feature_shape
+from .recipes import Recipe
+from .runs import RunRecord, RunRecorder, is_complete, load_run, write_run
+
+DEFAULT_MAX_BATCH = 8  # beyond this a CPU gains nothing and a GPU little
+MEMORY_SHARE = 0.5  # of the memory free at the start, the most a batch may plan to use
+
+
+@dataclass
+class Batch:
+    """Runs with one content image and one recipe, differing only in their style image."""
+
+    content: str
+    recipe: Recipe
+    runs: list[RunSpec]
+
+    @property
+    def label(self) -> str:
+        return self.runs[0].name if len(self.runs) == 1 else f"{self.runs[0].name} (+{len(self.runs) - 1})"
+
+
+# ---------------------------------------------------------------- memory and batches
+
+
+def image_bytes(recipe: Recipe, width: int, height: int) -> int:
+    """Rough memory one image needs in a step: VGG19's activations up to the deepest layer used,
+    kept for the backward pass, their gradients, and the optimiser's state."""
+    deepest = depth(set(recipe.resolved_content_layers) | set(recipe.resolved_style_layers))
+    floats = 0
+    for layer in LAYERS:
+        if layer.index > deepest:
+            break
+        c, h, w = feature_shape(layer.name, height, width)
+        floats += c * h * w
+    history = 2 * 20 if recipe.optimizer == "lbfgs" else 2  # L-BFGS keeps 20 (s, y) pairs of the image
+    return 4 * (3 * floats + (history + 4) * 3 * width * height)
+
+
+def available_memory(device: str = "auto") -> int:
+    """Bytes free now: on the GPU for CUDA, else MemAvailable of the machine (4 GiB if unknown)."""
+    try:
+        import torch
+
+        if device != "cpu" and torch.cuda.is_available():
+            free, _ = torch.cuda.mem_get_info()
+            return int(free)
+    except Exception:  # noqa: BLE001 - no CUDA driver is a normal case
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def batch_limit(recipe: Recipe, content: str, requested: int | None = None, free: int | None = None) -> int:
+    """How many images of this content and recipe fit in one batch."""
+    w, h = images.fit(images.load_rgb(content)[0], recipe.size).size
+    free = available_memory(recipe.device) if free is None else free
+    fits = max(1, int(free * MEMORY_SHARE // image_bytes(recipe, w, h)))
+    return max(1, min(fits, requested if requested else DEFAULT_MAX_BATCH))
+
+
+def plan_batches(specs: Sequence[RunSpec], limit: Callable[[RunSpec], int] | int = 1) -> list[Batch]:
+    """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch."""
+    groups: dict[tuple[str, str], list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.content, spec.recipe.to_toml()), []).append(spec)
+    batches = []
+    for runs in groups.values():
+        n = limit(runs[0]) if callable(limit) else limit
+        for i in range(0, len(runs), max(1, n)):
+            chunk = runs[i : i + max(1, n)]
+            batches.append(Batch(chunk[0].content, chunk[0].recipe, chunk))
+    return batches
+
+
+# ---------------------------------------------------------------- running a batch
+
+
+def execute_batch(
+    batch: Batch, *, callbacks: Sequence[Callback] = (), stop: threading.Event | None = None, measure: bool = True
+) -> list[RunRecord]:
+    """Run one batch and return its runs as records; what an executor's worker calls.
+
+    ``measure`` adds stylelab's content and style distance of each result
+    (metrics.py), so runs can be compared whatever their recipes.
+    """
+    from .engine import stylize_batch
+
+    recorders = [RunRecorder(spec.content, [spec.style]) for spec in batch.runs]
+    sinks = [for_item(rec, i) for i, rec in enumerate(recorders)]
+    stylize_batch(
+        batch.content,
+        [[spec.style] for spec in batch.runs],
+        batch.recipe,
+        callbacks=[*sinks, *callbacks],
+        stop=stop,
+        labels=[spec.name for spec in batch.runs],
+    )
+    records = []
+    for spec, rec in zip(batch.runs, recorders):
+        record = rec.record
+        steps = max(1, record.steps)
+        record.extra.update(
+            run=spec.name,
+            sweep=dict(spec.point),
+            batch_size=len(batch.runs),
+            # In a batch every figure is the batch's: one step advances all its images.
+            seconds_per_step=round(record.elapsed / steps, 5) if record.elapsed is not None else None,
+        )
+        if measure and record.image is not None and record.status in ("done", "diverged"):
+            from .metrics import distances
+
+            d = distances(record.image, spec.content, [spec.style])
+            record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
+        records.append(record)
+    return records
+
+
+Deliver = Callable[[RunSpec, RunRecord], None]
+
+
+class Executor(Protocol):
+    """Runs batches and hands each run's record to ``deliver`` (in the driver's process).
+
+    It stops starting batches once ``stop`` is set; records of runs cut short
+    come back with status ``cancelled`` and are not written.
+    """
+
+    def run(
+        self, batches: Sequence[Batch], deliver: Deliver, *, events: Callback | None, stop: threading.Event
+    ) -> None: ...
+
+
+class LocalExecutor:
+    """One batch after the other, in this process."""
+
+    def run(self, batches, deliver, *, events=None, stop):
+        for batch in batches:
+            if stop.is_set():
+                return
+            records = execute_batch(batch, callbacks=[events] if events else (), stop=stop)
+            for spec, record in zip(batch.runs, records):
+                deliver(spec, record)
+                if record.status == "cancelled":
+                    stop.set()
+
+
+# ---------------------------------------------------------------- the driver
+
+
+@dataclass
+class SweepSummary:
+    folder: Path
+    planned: int = 0
+    skipped: int = 0
+    written: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def remaining(self) -> int:
+        return self.planned - self.skipped - len(self.written)
+
+
+def experiment_folder(exp: Experiment, out: str | Path | None = None) -> Path:
+    return Path(out) if out is not None else exp.out if exp.out is not None else Path("experiments") / exp.name
+
+
+def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> list[RunSpec]:
+    """The runs not finished yet. A finished run made with other settings is an error unless ``redo``."""
+    todo, changed = [], []
+    for spec in specs:
+        folder = runs_dir / spec.name
+        if not is_complete(folder):
+            todo.append(spec)
+            continue
+        try:
+            same = load_run(folder).recipe.to_dict() == spec.recipe.to_dict()
+        except (OSError, ValueError, KeyError, StylelabError):
+            same = False
+        if not same:
+            changed.append(spec)
+    if changed and not redo:
+        raise StylelabError(
+            f"{len(changed)} finished run(s) in {runs_dir} were made with other settings "
+            f"(e.g. {changed[0].name}); use --redo to run them again, or another -o folder"
+        )
+    return todo + changed
+
+
+def run_sweep(
+    exp: Experiment,
+    *,
+    out: str | Path | None = None,
+    executor: Executor | None = None,
+    max_batch: int | None = None,
+    events: Callback | None = None,
+    on_run: Callable[[RunSpec, RunRecord], None] | None = None,
+    stop: threading.Event | None = None,
+    redo: bool = False,
+) -> SweepSummary:
+    """Run every unfinished run of ``exp`` into its folder; returns what happened.
+
+    Ctrl-C (KeyboardInterrupt) or ``stop`` ends the sweep after the runs already
+    finished are written; running it again continues where it stopped.
+    """
+    folder = experiment_folder(exp, out)
+    runs_dir = folder / "runs"
+    specs = exp.plan()
+    todo = pending(specs, runs_dir, redo)
+    summary = SweepSummary(folder, planned=len(specs), skipped=len(specs) - len(todo))
+    images.atomic_write_text(folder / "experiment.toml", exp.to_toml())
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stop = stop or threading.Event()
+    limits: dict[tuple[str, str], int] = {}
+
+    def limit(spec: RunSpec) -> int:
+        key = (spec.content, spec.recipe.to_toml())
+        if key not in limits:
+            limits[key] = batch_limit(spec.recipe, spec.content, max_batch)
+        return limits[key]
+
+    batches = plan_batches(todo, limit)
+
+    def deliver(spec: RunSpec, record: RunRecord) -> None:
+        if record.status == "cancelled":
+            return  # not finished: the next sweep runs it again
+        write_run(runs_dir / spec.name, record)
+        summary.written.append(spec.name)
+        if record.status != "done":
+            summary.diverged.append(spec.name)
+        if on_run is not None:
+            on_run(spec, record)
+
+    t0 = time.perf_counter()
+    try:
+        (executor or LocalExecutor()).run(batches, deliver, events=events, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+    summary.interrupted = stop.is_set() and summary.remaining > 0
+    summary.elapsed = time.perf_counter() - t0
+    return summary
