@@ -212,25 +212,32 @@ def _check_key(key: str) -> None:
         Recipe().replace(**{key: None})  # raises the did-you-mean message
 
 
-def _recipe_entry(entry: Any, base: Path | None) -> tuple[str, Recipe]:
-    """A recipe entry: a preset name, a recipe file, or an inline table like a recipe file."""
+def _file_or_name(entry: str, base: Path | None) -> str:
+    """A recipe file as an absolute path (relative ones are relative to ``base``), a preset name as it is."""
+    path = Path(entry).expanduser()
+    if not path.is_absolute() and base is not None and (entry.endswith(".toml") or (base / path).is_file()):
+        path = base / path
+    return str(path.resolve()) if entry.endswith(".toml") or path.is_file() else entry
+
+
+def _recipe_entry(entry: Any, base: Path | None) -> tuple[str, Recipe, Any]:
+    """A recipe entry (a preset name, a recipe file, or an inline table like a recipe file):
+    its label, its recipe, and the entry with file paths made absolute."""
     if isinstance(entry, str):
-        path = Path(entry).expanduser()
-        if base is not None and (entry.endswith(".toml") or (base / path).is_file()) and not path.is_absolute():
-            entry = str(base / path)
+        entry = _file_or_name(entry, base)
         recipe = load_recipe(entry)
-        return recipe.name, recipe
+        return recipe.name, recipe, entry
     if isinstance(entry, dict):
-        values = dict(entry)
-        if isinstance(values.get("base"), str) and values["base"].endswith(".toml") and base is not None:
-            values["base"] = str(base / values["base"])
-        resolved = recipe_values(values, "recipes entry")
+        entry = dict(entry)
+        if isinstance(entry.get("base"), str):
+            entry["base"] = _file_or_name(entry["base"], base)
+        resolved = recipe_values(entry, "recipes entry")
         label = entry.get("name")
         if not label:
             changes = [f"{k}-{format_value(v)}" for k, v in entry.items() if k != "base"]
-            label = "+".join([str(entry.get("base", "custom")), *changes])
+            label = "+".join([Path(str(entry.get("base", "custom"))).stem, *changes])
             resolved["name"] = label
-        return label, Recipe(**resolved)
+        return label, Recipe(**resolved), entry
     raise ExperimentError(f"a recipes entry must be a name, a file or a table, not {entry!r}")
 
 
@@ -258,10 +265,11 @@ def build(
             raise ExperimentError(f"grid {key} has no values")
     if not recipes:
         recipes = ["default"]
-    resolved = []
+    resolved, sources = [], []
     for entry in recipes:
-        label, recipe = _recipe_entry(entry, base)
+        label, recipe, source = _recipe_entry(entry, base)
         resolved.append((label, recipe.replace(**settings) if settings else recipe))
+        sources.append(source)
     labels = [label for label, _ in resolved]
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
@@ -274,7 +282,7 @@ def build(
         settings=settings,
         grid=grid,
         out=Path(out) if out is not None else None,
-        recipe_sources=list(recipes),
+        recipe_sources=sources,
     )
     # Every grid value is checked now, not when its run comes up an hour later.
     for label, recipe in resolved:

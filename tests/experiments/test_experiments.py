@@ -1,0 +1,120 @@
+"""Planning a sweep: expansion, names, experiment files, --set (no network, no runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stylelab.errors import ImageError, StylelabError
+from stylelab.experiments import build, format_value, load, parse_set, run_name, slug
+
+
+def _exp(inputs, **kw):
+    args = dict(name="t", contents=[str(inputs / "content.png")], styles=[str(inputs / "styles")], recipes=["default"])
+    args.update(kw)
+    return build(**args)
+
+
+def test_expansion_is_the_full_product_in_batchable_order(inputs):
+    exp = _exp(inputs, recipes=["default", "gatys"], grid={"optimizer": ["adam", "lbfgs"], "style_weight": [1, 10]})
+    specs = exp.plan()
+    assert len(specs) == 1 * 3 * 2 * 2 * 2
+    assert len({s.name for s in specs}) == len(specs)
+    # Styles vary fastest, so runs differing only in style are neighbours (one batch).
+    assert [s.point["style"] for s in specs[:3]] == ["hubble", "mosaic", "waves"]
+    assert len({s.recipe for s in specs[:3]}) == 1
+    first = specs[0]
+    assert first.name == "content__hubble__default__optimizer-adam__style_weight-1"
+    assert first.recipe.optimizer == "adam" and first.recipe.style_weight == 1.0
+    assert exp.varying == ["style", "recipe", "optimizer", "style_weight"]
+
+
+def test_names_are_stable_and_safe(inputs):
+    a = [s.name for s in _exp(inputs, grid={"style_weight": ["1e4", 100000.0]}).plan()]
+    b = [s.name for s in _exp(inputs, grid={"style_weight": [1e4, "1e5"]}).plan()]
+    assert a == b  # the same value however it was written
+    assert "content__mosaic__default__style_weight-10000" in a
+    assert "content__mosaic__default__style_weight-100000" in a
+    assert slug("Starry Night (1889)/v2") == "Starry-Night-1889-v2"
+    assert slug("///") == "x"
+    assert format_value(1e6) == "1e6" and format_value(1e-5) == "1e-5" and format_value(0.001) == "0.001"
+    assert format_value(("relu1_1", "relu2_1")) == "relu1_1+relu2_1"
+
+
+def test_long_names_get_a_hash_and_stay_distinct():
+    long = {"content": "c" * 80, "style": "s" * 80, "recipe": "r"}
+    a = run_name(long, [])
+    b = run_name({**long, "style": "s" * 79 + "t"}, [])
+    assert len(a) <= 120 and len(b) <= 120
+    assert a != b
+
+
+def test_same_stem_in_two_folders_is_disambiguated(tmp_path, inputs):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.png").write_bytes((inputs / "styles" / "waves.png").read_bytes())
+    exp = _exp(inputs, styles=[str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")])
+    names = [s.name for s in exp.plan()]
+    assert len(set(names)) == 2 and all("__x-" in n for n in names)
+
+
+def test_parse_set():
+    grid = parse_set(["optimizer=adam,lbfgs", "style-weight=1e4", "style_layers=relu1_1+relu2_1,relu3_1"])
+    assert grid == {
+        "optimizer": ["adam", "lbfgs"],
+        "style_weight": ["1e4"],
+        "style_layers": ["relu1_1 relu2_1", "relu3_1"],
+    }
+    with pytest.raises(StylelabError, match="KEY=VALUE"):
+        parse_set(["optimizer"])
+    with pytest.raises(StylelabError, match="did you mean 'style_weight'"):
+        parse_set(["stlye_weight=1"])
+
+
+def test_bad_values_are_refused_before_any_run(inputs):
+    with pytest.raises(StylelabError, match="optimizer"):
+        _exp(inputs, grid={"optimizer": ["adam", "adamw"]})
+    with pytest.raises(StylelabError, match="both set and varied"):
+        _exp(inputs, settings={"steps": 3}, grid={"steps": [1, 2]})
+    with pytest.raises(ImageError, match="no such style"):
+        _exp(inputs, styles=[str(inputs / "missing.png")])
+    with pytest.raises(StylelabError, match="unknown recipe"):
+        _exp(inputs, recipes=["gatyss"])
+
+
+def test_experiment_file_with_relative_paths_inline_recipes_and_overrides(tmp_path, inputs):
+    (tmp_path / "mine.toml").write_text('base = "default"\nname = "mine"\nstyle_weight = 7.0\n')
+    (tmp_path / "exp.toml").write_text(
+        f"""
+content = "{inputs / "content.png"}"
+styles = ["{inputs / "styles" / "waves.png"}"]
+recipes = [
+    "mine.toml",
+    {{ base = "seed-nst-v3", name = "v3-lbfgs", optimizer = "lbfgs" }},
+    {{ base = "default", steps = 2 }},
+]
+[set]
+size = 32
+[grid]
+seed = [1, 2]
+"""
+    )
+    exp = load(tmp_path / "exp.toml", settings={"steps": 4}, grid={"size": ["48"]})
+    assert exp.name == "exp"
+    labels = [label for label, _ in exp.recipes]
+    assert labels == ["mine", "v3-lbfgs", "default+steps-2"]
+    specs = exp.plan()
+    assert len(specs) == 3 * 2
+    assert all(s.recipe.steps == 4 and s.recipe.size == 48 for s in specs)  # command line wins over the file
+    mine = next(s for s in specs if s.point["recipe"] == "mine")
+    assert mine.recipe.style_weight == 7.0
+    v3 = next(s for s in specs if s.point["recipe"] == "v3-lbfgs")
+    assert v3.recipe.optimizer == "lbfgs" and v3.recipe.normalization == "family-a"
+    # The folder's copy reloads to the same plan.
+    (tmp_path / "copy.toml").write_text(exp.to_toml())
+    assert [s.name for s in load(tmp_path / "copy.toml").plan()] == [s.name for s in specs]
+
+
+def test_unknown_keys_in_experiment_file(tmp_path):
+    (tmp_path / "e.toml").write_text('contents = ["x.png"]\n')
+    with pytest.raises(StylelabError, match="unknown key 'contents'"):
+        load(tmp_path / "e.toml")
