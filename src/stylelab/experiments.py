@@ -20,7 +20,10 @@ An experiment file (TOML) says what to compare; ``stylelab sweep FILE`` runs it:
     optimizer = ["adam", "lbfgs"]
 
 Relative paths are relative to the experiment file. Each run applies, in order,
-its recipe, then ``[set]``, then its grid point. Runs are named
+its recipe, then ``[set]``, then its grid point. A step size belongs to its
+optimiser: where ``[set]`` or the grid changes a recipe's optimiser and says
+nothing of ``lr``, the new optimiser runs at its own default lr. In a recipe
+table, ``lr = ""`` likewise means the optimiser's default. Runs are named
 ``<content>__<style>__<recipe>[__<key>-<value>...]`` (only characters safe in
 any file system, with a short hash when too long), so the same experiment
 always gives the same folders and a second invocation finds finished runs.
@@ -81,7 +84,7 @@ class Experiment:
         for content, c_label in contents:
             for r_label, recipe in self.recipes:
                 for values in itertools.product(*(self.grid[k] for k in keys)):
-                    point_recipe = recipe.replace(**dict(zip(keys, values))) if keys else recipe
+                    point_recipe = _with_changes(recipe, dict(zip(keys, values)), self.settings)
                     point = {k: format_value(getattr(point_recipe, k)) for k in keys}
                     for style, s_label in styles:
                         labels = {"content": c_label, "style": s_label, "recipe": r_label, **point}
@@ -109,6 +112,17 @@ class Experiment:
         if self.grid:
             data["grid"] = {k: [_plain(v) for v in vs] for k, vs in self.grid.items()}
         return tomli_w.dumps(data)
+
+
+def _with_changes(recipe: Recipe, changes: dict[str, Any], settings: dict[str, Any]) -> Recipe:
+    """``recipe.replace(**changes)``; a step size belongs to its optimiser, so a changed
+    optimiser falls back to its own default lr unless lr is set or varied too."""
+    if not changes:
+        return recipe
+    changed = recipe.replace(**changes)
+    if changed.optimizer != recipe.optimizer and "lr" not in changes and "lr" not in settings:
+        changed = changed.replace(lr=None)
+    return changed
 
 
 def _plain(value):
@@ -268,7 +282,7 @@ def build(
     resolved, sources = [], []
     for entry in recipes:
         label, recipe, source = _recipe_entry(entry, base)
-        resolved.append((label, recipe.replace(**settings) if settings else recipe))
+        resolved.append((label, _with_changes(recipe, settings, settings)))
         sources.append(source)
     labels = [label for label, _ in resolved]
     dupes = sorted({label for label in labels if labels.count(label) > 1})
@@ -288,7 +302,7 @@ def build(
     for label, recipe in resolved:
         for values in itertools.product(*grid.values()):
             try:
-                recipe.replace(**dict(zip(grid, values)))
+                _with_changes(recipe, dict(zip(grid, values)), settings)
             except RecipeError as exc:
                 raise ExperimentError(f"recipe {label}: {exc}") from None
     return exp

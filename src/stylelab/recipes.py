@@ -120,6 +120,8 @@ def _type_name(f: dataclasses.Field) -> str:
 def _coerce(f: dataclasses.Field, value):
     """Turn TOML, CLI or JSON values into the field's type, or explain why not."""
     t = _type_name(f)
+    if isinstance(value, str) and not value.strip() and "None" in t:
+        value = None  # TOML has no null: an empty string means "unset" (e.g. lr = "")
     if value is None:
         if "None" in t:
             return None

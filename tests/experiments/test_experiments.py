@@ -108,7 +108,7 @@ seed = [1, 2]
     mine = next(s for s in specs if s.point["recipe"] == "mine")
     assert mine.recipe.style_weight == 7.0
     v3 = next(s for s in specs if s.point["recipe"] == "v3-lbfgs")
-    assert v3.recipe.optimizer == "lbfgs" and v3.recipe.normalization == "family-a"
+    assert v3.recipe.optimizer == "lbfgs" and v3.recipe.style_layer_weights == (1.0, 0.75, 0.2, 0.2, 0.2)
     # The folder's copy reloads to the same plan.
     (tmp_path / "copy.toml").write_text(exp.to_toml())
     assert [s.name for s in load(tmp_path / "copy.toml").plan()] == [s.name for s in specs]
@@ -118,3 +118,13 @@ def test_unknown_keys_in_experiment_file(tmp_path):
     (tmp_path / "e.toml").write_text('contents = ["x.png"]\n')
     with pytest.raises(StylelabError, match="unknown key 'contents'"):
         load(tmp_path / "e.toml")
+
+
+def test_a_changed_optimizer_gets_its_own_default_lr(inputs):
+    exp = _exp(inputs, recipes=["seed-nst-v3"], grid={"optimizer": ["adam", "lbfgs", "sgd"]})
+    by_opt = {s.recipe.optimizer: s.recipe.lr for s in exp.plan()}
+    assert by_opt == {"adam": 0.0226, "lbfgs": None, "sgd": None}
+    exp = _exp(inputs, recipes=["seed-nst-v3"], settings={"lr": 0.5}, grid={"optimizer": ["lbfgs"]})
+    assert exp.plan()[0].recipe.lr == 0.5
+    inline = _exp(inputs, recipes=[{"base": "seed-nst-v3", "name": "x", "optimizer": "lbfgs", "lr": ""}])
+    assert inline.plan()[0].recipe.lr is None
