@@ -259,7 +259,8 @@ def recipes_command(name: str | None = typer.Argument(None, help="Show this reci
 @with_recipe_options
 def sweep_command(
     source: str = typer.Argument(..., help="An experiment .toml file, or a CONTENT image."),
-    styles: list[str] | None = typer.Option(None, "--styles", help="Style images or folders (with a CONTENT image)."),
+    styles: list[str] | None = typer.Option(None, "--styles", help="Style images or folders (replace the file's)."),
+    content: list[str] | None = typer.Option(None, "--content", help="Content image(s), replacing the file's."),
     recipes: list[str] | None = typer.Option(None, "--recipes", help="Presets or recipe files to compare."),
     set_: list[str] | None = typer.Option(
         None, "--set", help="Vary a setting: KEY=V1,V2 (several --set: every combination)."
@@ -279,10 +280,14 @@ def sweep_command(
     overrides = recipe_overrides(settings)
     grid = experiments.parse_set(set_)
     if source.endswith(".toml"):
-        exp = experiments.load(source, name=name, out=out_dir, settings=overrides, grid=grid)
+        exp = experiments.load(
+            source, name=name, out=out_dir, settings=overrides, grid=grid, contents=content, styles=styles
+        )
     else:
         if not styles:
             raise StylelabError("give --styles (images or folders), or an experiment .toml file")
+        if content:
+            raise StylelabError("--content goes with an experiment file; otherwise CONTENT is the first argument")
         exp = experiments.build(
             name=name or Path(source).stem,
             contents=[source],

@@ -308,8 +308,14 @@ def build(
     return exp
 
 
+def _absolute(paths) -> list[str]:
+    # Paths from the command line are relative to where it runs, not to the experiment file.
+    return [str(Path(p).expanduser().resolve()) for p in paths or []]
+
+
 def load(path: str | Path, **changes) -> Experiment:
-    """An experiment file, with ``changes`` (name, out, settings, grid) from the command line on top."""
+    """An experiment file, with ``changes`` from the command line on top: name, out,
+    contents and styles (replace the file's), settings and grid (merged)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ExperimentError(f"experiment file not found: {path}")
@@ -329,8 +335,8 @@ def load(path: str | Path, **changes) -> Experiment:
     grid = {k: v for k, v in data.get("grid", {}).items() if k not in cli_settings}
     return build(
         name=changes.get("name") or data.get("name") or path.stem,
-        contents=as_list(data.get("content")),
-        styles=as_list(data.get("styles")),
+        contents=_absolute(changes.get("contents")) or as_list(data.get("content")),
+        styles=_absolute(changes.get("styles")) or as_list(data.get("styles")),
         recipes=as_list(data.get("recipes")),
         settings={**settings, **cli_settings},
         grid={**grid, **cli_grid},
