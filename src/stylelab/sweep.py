@@ -143,7 +143,9 @@ def execute_batch(
             run=spec.name,
             sweep=dict(spec.point),
             batch_size=len(batch.runs),
-            # In a batch every figure is the batch's: one step advances all its images.
+            # In a batch, elapsed, peak memory and seconds per step are the batch's: one
+            # step advances all its images. These runs shared them:
+            batch_runs=[other.name for other in batch.runs],
             seconds_per_step=round(record.elapsed / steps, 5) if record.elapsed is not None else None,
         )
         if measure and record.image is not None and record.status in ("done", "diverged"):
