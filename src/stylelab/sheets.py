@@ -256,7 +256,7 @@ def process_grid(runs: Sequence, max_steps: int = 6, cell: float = 2.0, title: s
             ax = axes[r][c]
             _cell(ax, _thumb(found[1]) if found else None, f"step {step}" if r == 0 else "")
             if c == 0:
-                ax.set_ylabel(column_label(points[r], keys).replace("\n", " · "), fontsize=8)
+                ax.set_ylabel(column_label(points[r], keys), fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(title or "process: snapshots at the same steps", fontsize=11)
     fig.tight_layout()
     return fig
