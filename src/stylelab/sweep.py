@@ -116,20 +116,30 @@ def plan_batches(specs: Sequence[RunSpec], limit: Callable[[RunSpec], int] | int
 
 
 def execute_batch(
-    batch: Batch, *, callbacks: Sequence[Callback] = (), stop: threading.Event | None = None, measure: bool = True
+    batch: Batch,
+    *,
+    callbacks: Sequence[Callback] = (),
+    stop: threading.Event | None = None,
+    measure: bool = True,
+    inputs: dict[str, bytes] | None = None,
 ) -> list[RunRecord]:
     """Run one batch and return its runs as records; what an executor's worker calls.
 
     ``measure`` adds stylelab's content and style distance of each result
-    (metrics.py), so runs can be compared whatever their recipes.
+    (metrics.py), so runs can be compared whatever their recipes. ``inputs`` maps
+    the batch's image paths to their bytes, for a worker that cannot read the
+    driver's files; the records still name the paths.
     """
     from .engine import stylize_batch
+
+    def source(path: str):
+        return inputs.get(path, path) if inputs else path
 
     recorders = [RunRecorder(spec.content, [spec.style]) for spec in batch.runs]
     sinks = [for_item(rec, i) for i, rec in enumerate(recorders)]
     stylize_batch(
-        batch.content,
-        [[spec.style] for spec in batch.runs],
+        source(batch.content),
+        [[source(spec.style)] for spec in batch.runs],
         batch.recipe,
         callbacks=[*sinks, *callbacks],
         stop=stop,
@@ -151,7 +161,7 @@ def execute_batch(
         if measure and record.image is not None and record.status in ("done", "diverged"):
             from .metrics import distances
 
-            d = distances(record.image, spec.content, [spec.style])
+            d = distances(record.image, source(spec.content), [source(spec.style)])
             record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
         records.append(record)
     return records

@@ -170,3 +170,16 @@ def test_write_run_gives_the_same_folder_as_run_writer(tmp_path, inputs):
     import pickle
 
     assert pickle.loads(pickle.dumps(recorder.record)).history == recorder.record.history
+
+
+def test_a_worker_can_run_a_batch_from_image_bytes(inputs):
+    import dataclasses
+
+    from stylelab.sweep import Batch, execute_batch
+
+    spec = _exp(inputs, grid={}, settings={"size": 32, "steps": 1}).plan()[0]
+    data = {"/elsewhere/c.png": open(spec.content, "rb").read(), "/elsewhere/s.png": open(spec.style, "rb").read()}
+    remote = dataclasses.replace(spec, content="/elsewhere/c.png", style="/elsewhere/s.png")
+    (record,) = execute_batch(Batch(remote.content, remote.recipe, [remote]), inputs=data)
+    assert record.status == "done" and record.content == "/elsewhere/c.png" and record.styles == ["/elsewhere/s.png"]
+    assert record.extra["distances"]["style"] > 0
