@@ -263,7 +263,7 @@ def sweep_command(
     content: list[str] | None = typer.Option(None, "--content", help="Content image(s), replacing the file's."),
     recipes: list[str] | None = typer.Option(None, "--recipes", help="Presets or recipe files to compare."),
     set_: list[str] | None = typer.Option(
-        None, "--set", help="Vary a setting: KEY=V1,V2 (several --set: every combination)."
+        None, "--set", help="Vary a setting: KEY=V1,V2 (several --set: every combination; one value: set it)."
     ),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Experiment folder (default ./experiments/NAME)."),
     name: str | None = typer.Option(None, "--name", help="Experiment name (default: the file's or content's name)."),
@@ -279,6 +279,9 @@ def sweep_command(
 
     overrides = recipe_overrides(settings)
     grid = experiments.parse_set(set_)
+    # One value is a setting for every run, not a dimension (so it does not lengthen the names).
+    overrides.update({k: v[0] for k, v in grid.items() if len(v) == 1})
+    grid = {k: v for k, v in grid.items() if len(v) > 1}
     if source.endswith(".toml"):
         exp = experiments.load(
             source, name=name, out=out_dir, settings=overrides, grid=grid, contents=content, styles=styles
