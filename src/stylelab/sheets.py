@@ -221,7 +221,8 @@ def effect_picture(runs: Sequence, title: str = "", cell: float = 2.2):
             status = run.status if run is not None else "not run"
             _cell(fig.add_subplot(grid[r + 1, c + 1]), img, "" if status == "done" else status, "firebrick")
     varies = " × ".join(["style", *keys]) if keys else "style"
-    fig.suptitle(title or f"effect picture · rows: style · varies: {varies}", fontsize=11)
+    header = f"rows: style · columns: {' × '.join(keys) or 'result'} · varies: {varies}"
+    fig.suptitle(f"{title}\n{header}" if title else f"effect picture\n{header}", fontsize=11)
     fig.tight_layout()
     return fig
 
