@@ -12,7 +12,7 @@ from PIL import Image
 
 from stylelab.demo import mosaic, waves
 
-TINY = {"size": 64, "steps": 8, "save_every": 2}
+TINY = {"size": 64, "steps": 4, "save_every": 2}
 
 
 def pytest_configure(config):

@@ -5,6 +5,7 @@ Screenshots land in test-artifacts/studio/ (git-ignored) for a human to look at.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,19 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
     page.wait_for_selector("#content-list .thumb img")
     page.wait_for_selector("#style-list .thumb img")
     assert page.inner_text("#content-list").startswith("coffee.jpg")
+    # A second style dropped onto the style zone, as a drag from the desktop delivers it.
+    page.evaluate(
+        """([b64, name]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, { type: "image/png" }));
+        const zone = document.querySelector("#style-drop");
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }""",
+        [base64.b64encode(input_images["style2"].read_bytes()).decode(), "waves.png"],
+    )
+    page.wait_for_function("document.querySelectorAll('#style-list .thumb').length === 2")
+    assert "waves.png" in page.inner_text("#style-list")
 
     # Record every image the live view shows, to see it change while the job runs.
     page.evaluate(
@@ -88,14 +102,14 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
             .observe(img, {attributes: true, attributeFilter: ['src']});
     }"""
     )
-    set_settings(page, size=64, steps=6, save_every=2)
+    set_settings(page, size=64, steps=4, save_every=2)
     page.click("#start")
     wait_state(page, "running")
     wait_state(page, "done")
     sources = page.evaluate("window.liveSources")
     snapshots = {s for s in sources if s and "live.png?step=" in s}
     assert len(snapshots) >= 2, f"the live image should update while the job runs: {sources}"
-    assert page.inner_text("#live-stats").startswith("step 6 / 6")
+    assert page.inner_text("#live-stats").startswith("step 4 / 4")
     chart_pixels = page.evaluate(
         """() => { const c = document.querySelector('#live-chart');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -136,8 +150,8 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
     page.wait_for_function("document.querySelector('#run-result').naturalWidth > 0")
     shot(page, "run")
     page.click("#run-again")
-    page.wait_for_selector("#view-studio:not([hidden]) #style-list .thumb")
-    assert page.input_value("#f-steps") == "6" and page.input_value("#f-size") == "64"
+    page.wait_for_function("document.querySelectorAll('#view-studio:not([hidden]) #style-list .thumb').length === 2")
+    assert page.input_value("#f-steps") == "4" and page.input_value("#f-size") == "64"
     assert page.inner_text("#content-list").startswith("content.jpg")
     assert not page.errors, page.errors
 

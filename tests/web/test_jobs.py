@@ -30,19 +30,19 @@ def test_a_job_runs_to_a_run_folder_that_keeps_its_inputs(make_client, runs_dir,
     job = client.post("/api/jobs", json=job_body(content, [style])).json()
     done = finished(client, job["id"])
     assert done["state"] == "done", done["message"]
-    assert done["step"] == done["total"] == 8 and len(done["history"]) == 8
+    assert done["step"] == done["total"] == 4 and len(done["history"]) == 4
     assert done["run"] == job["id"]
     run = load_run(runs_dir / done["run"])
-    assert run.status == "done" and run.recipe.size == 64 and run.recipe.steps == 8
-    assert [s for s, _ in run.snapshots()] == [0, 2, 4, 6, 8]
+    assert run.status == "done" and run.recipe.size == 64 and run.recipe.steps == 4
+    assert [s for s, _ in run.snapshots()] == [0, 2, 4]
     assert Image.open(run.result).size == (64, 43)
     kept = sorted(p.name for p in (run.folder / "inputs").iterdir())
     assert kept == ["content.jpg", "style_1.png"]
     assert (run.folder / "inputs" / "content.jpg").read_bytes() == input_images["content"].read_bytes()
     assert run.info["content"] == str(run.folder / "inputs" / "content.jpg")  # `stylelab run --from` finds it
     assert run.info["studio"]["names"]["content"] == "coffee.jpg"
-    live = client.get(done["live"])
-    assert live.status_code == 200 and Image.open(__import__("io").BytesIO(live.content)).size == (64, 43)
+    assert done["live"] is None  # the page shows the run folder's result now
+    assert client.get(f"/api/jobs/{job['id']}/live.png").status_code == 404
     listed = client.get("/api/runs").json()["runs"]
     assert [r["key"] for r in listed] == [job["id"]] and listed[0]["title"] == "default · coffee.jpg"
 
@@ -115,3 +115,32 @@ def test_stopping_the_server_mid_job_marks_it_interrupted_and_keeps_its_last_ima
     saved = {j["id"]: j for j in json.loads((runs_dir / ".studio" / "jobs.json").read_text())}
     assert saved[job["id"]]["state"] == "interrupted"
     assert load_run(runs_dir / job["id"]).result.is_file()
+
+
+def test_a_run_made_by_the_cli_shows_in_the_gallery(make_client, runs_dir, input_images, tmp_path):
+    from stylelab.cli import main
+
+    code = main(
+        [
+            "run",
+            str(input_images["content"]),
+            "--style",
+            str(input_images["style"]),
+            "--size",
+            "32",
+            "--steps",
+            "2",
+            "--run-dir",
+            str(runs_dir / "from-cli"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "-q",
+        ]
+    )
+    assert code == 0
+    client = make_client(worker=False)
+    listed = client.get("/api/runs").json()["runs"]
+    assert [(r["key"], r["title"], r["studio"]) for r in listed] == [("from-cli", "from-cli", False)]
+    run = client.get("/api/runs/from-cli").json()
+    assert [m["step"] for m in run["metrics"]] == [1, 2] and run["inputs"] == []
+    assert run["recipe_values"]["size"] == 32

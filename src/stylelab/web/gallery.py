@@ -36,7 +36,8 @@ def file_url(key: str, name: str = "") -> str:
     return "/files/" + quote(f"{key}/{name}" if name else key)
 
 
-def _thin(rows: list[dict], n: int = 600) -> list[dict]:
+def thin(rows: list, n: int = 600) -> list:
+    """At most about ``n`` rows, evenly spread, always keeping the last (loss curves need no more)."""
     if len(rows) <= n:
         return rows
     stride = len(rows) / n
@@ -147,7 +148,7 @@ class Gallery:
         out["recipe_values"] = run.recipe.to_dict()
         out["recipe_toml"] = (run.folder / "recipe.toml").read_text(encoding="utf-8")
         out["info"] = run.info
-        out["metrics"] = _thin(run.metrics())
+        out["metrics"] = thin(run.metrics())
         out["snapshots"] = [{"step": step, "url": file_url(key, f"snapshots/{p.name}")} for step, p in run.snapshots()]
         out["inputs"] = [
             {"role": role, "name": p.name, "url": file_url(key, f"inputs/{p.name}")} for role, p in self.inputs(run)
@@ -182,7 +183,7 @@ class Gallery:
             if f.metadata.get("cli", True)
         ]
         return {
-            "runs": [self.summary(r) | {"metrics": _thin(r.metrics(), 300)} for r in chosen],
+            "runs": [self.summary(r) | {"metrics": thin(r.metrics(), 300)} for r in chosen],
             "fields": fields,
             "differs": [f["name"] for f in fields if f["differs"]],
         }

@@ -30,6 +30,7 @@ from ..errors import StylelabError
 from ..events import Snapshot, Started, Step
 from ..recipes import Recipe
 from ..runs import RunWriter
+from .gallery import thin
 from .uploads import UploadStore
 
 log = logging.getLogger("stylelab.studio")
@@ -128,15 +129,8 @@ class Job:
         out["label"] = f"{self.recipe.get('name', 'custom')} · {self.names.get('content', 'content')}"
         out["live"] = f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}" if self.snapshot else None
         if history:
-            out["history"] = _thin(self.history, 1000)
+            out["history"] = thin(self.history, 1000)
         return out
-
-
-def _thin(rows: list, n: int) -> list:
-    if len(rows) <= n:
-        return list(rows)
-    stride = len(rows) / n
-    return [rows[int(i * stride)] for i in range(n)] + [rows[-1]]
 
 
 def new_job_id() -> str:
@@ -313,7 +307,11 @@ class JobQueue:
             raise
         job.state, job.message = result.status, result.message
         job.run = job.id if folder.is_dir() else None
-        if result.image is not None:
+        # From now on the run folder holds the picture and the full metrics: keep memory small.
+        job.history = thin(job.history, 1000)
+        if job.run is not None:
+            job.snapshot = None
+        elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
 
     def _relay(self, job: Job):

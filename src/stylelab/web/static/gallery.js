@@ -202,7 +202,7 @@ export async function showCompare() {
         h("strong", {}, run.title),
         " ",
         badge(run.status),
-        h("small", { class: "subtle block" }, run.name),
+        run.title !== run.name ? h("small", { class: "subtle block" }, run.name) : "",
         h("ul", { class: "changed" }, differs.map((f) => h("li", {}, h("span", {}, f.name.replaceAll("_", " ")), " ", h("mark", {}, fmtValue(f.values[i]))))),
       ),
     ),

@@ -72,10 +72,8 @@ export function drawLosses(canvas, series, { emptyText = "no losses yet" } = {})
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (let i = 0; i <= 4; i++) {
-    const x = x0 + ((x1 - x0) * i) / 4;
-    ctx.fillText(String(Math.round(x)), px(x), height - pad.bottom + 6);
-  }
+  const xTicks = new Set(Array.from({ length: 5 }, (_, i) => Math.round(x0 + ((x1 - x0) * i) / 4)));
+  for (const x of xTicks) ctx.fillText(String(x), px(x), height - pad.bottom + 6);
 
   ctx.lineWidth = 1.8;
   ctx.lineJoin = "round";
