@@ -211,5 +211,11 @@ def test_reuse_makes_uploads_from_the_inputs_a_run_kept(make_client, runs_dir, i
         ("style", "style_1.png"),
         ("style", "style_2.png"),
     ]
+    # A studio run recorded the names the files were uploaded under: those come back.
+    info = json.loads((folder / "run.json").read_text())
+    info["studio"] = {"names": {"content": "coffee.jpg", "styles": ["mosaic.png", "waves.png"]}}
+    (folder / "run.json").write_text(json.dumps(info))
+    inputs = client.post("/api/reuse/kept").json()["inputs"]
+    assert [i["name"] for i in inputs] == ["coffee.jpg", "mosaic.png", "waves.png"]
     assert client.get(inputs[0]["url"]).content == input_images["content"].read_bytes()
     assert client.post("/api/reuse/cli-missing").status_code == 404

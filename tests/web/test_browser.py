@@ -123,6 +123,11 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
     page.click("#start")
     page.wait_for_function("document.querySelectorAll('#queue .state-done').length === 2")
 
+    # Empty the form, so that "run again" below has to fill it.
+    page.click("#content-list button[aria-label^='Remove']")
+    page.click("#style-list button[aria-label^='Remove']")
+    assert page.inner_text("#content-list") == ""
+
     # Both appear in the gallery, with their pictures.
     page.click("nav a[data-view='gallery']")
     page.wait_for_function("document.querySelectorAll('#gallery .card').length === 2")
@@ -150,9 +155,14 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
     page.wait_for_function("document.querySelector('#run-result').naturalWidth > 0")
     shot(page, "run")
     page.click("#run-again")
-    page.wait_for_function("document.querySelectorAll('#view-studio:not([hidden]) #style-list .thumb').length === 2")
+    page.wait_for_selector("#toast.show:has-text('loaded')")
+    assert page.is_visible("#view-studio")
     assert page.input_value("#f-steps") == "4" and page.input_value("#f-size") == "64"
-    assert page.inner_text("#content-list").startswith("content.jpg")
+    assert page.inner_text("#content-list").startswith("coffee.jpg")
+    assert [t.split("\n")[0] for t in page.locator("#style-list .thumb-name").all_inner_texts()] == [
+        "mosaic.png",
+        "waves.png",
+    ]
     assert not page.errors, page.errors
 
 

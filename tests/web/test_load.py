@@ -66,6 +66,7 @@ def test_event_stream_carries_steps_snapshots_and_the_final_state(live_server, i
         content = upload(client, input_images["content"])["id"]
         style = upload(client, input_images["style"])["id"]
         kinds: dict[str, list] = {"job": [], "step": [], "snapshot": []}
+        pictures = []
         with client.stream("GET", "/api/events", timeout=httpx.Timeout(60, read=60)) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             job = client.post("/api/jobs", json=job_body(content, [style])).json()
@@ -79,6 +80,9 @@ def test_event_stream_carries_steps_snapshots_and_the_final_state(live_server, i
                     data = json.loads(line[6:])
                     if data.get("id") == job["id"]:
                         kinds[kind].append(data)
+                    if kind == "snapshot" and len(kinds["snapshot"]) == 1:
+                        # The first snapshot (step 0), fetched while the job still runs.
+                        pictures.append(client.get(data["url"]))
                     if kind == "job" and data.get("id") == job["id"] and data["state"] == "done":
                         break
     states = [j["state"] for j in kinds["job"]]
@@ -86,6 +90,5 @@ def test_event_stream_carries_steps_snapshots_and_the_final_state(live_server, i
     steps = [row[0] for event in kinds["step"] for row in event["rows"]]
     assert steps == list(range(1, 5)), "every step's losses reach the page, in order, even when throttled"
     assert kinds["snapshot"], "snapshots are announced"
-    with httpx.Client(base_url=live_server.url, timeout=10) as client:
-        picture = client.get(kinds["snapshot"][-1]["url"])
-    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    assert pictures[0].status_code == 200 and pictures[0].content.startswith(b"\x89PNG")
+    assert kinds["job"][-1]["run"] == job["id"]  # the finished picture is in the run folder now

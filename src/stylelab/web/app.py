@@ -255,7 +255,7 @@ def create_app(
     def reuse_inputs(key: str):
         """The inputs kept in a run folder, stored as uploads again for "run again with changes"."""
         run = gallery.run(key)
-        return {"inputs": [{"role": role} | uploads.add_file(path) for role, path in gallery.inputs(run)]}
+        return {"inputs": [{"role": role} | uploads.add_file(path, name) for role, path, name in gallery.inputs(run)]}
 
     @app.get("/api/thumb/{key:path}")
     def thumb(key: str):

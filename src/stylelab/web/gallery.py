@@ -132,14 +132,28 @@ class Gallery:
         except (OSError, ValueError, KeyError) as exc:
             raise RunNotFound(f"run {key!r} cannot be read: {exc}".splitlines()[0]) from None
 
-    def inputs(self, run: Run) -> list[tuple[str, Path]]:
-        """The inputs kept in a run's ``inputs/`` folder, as (role, path), content first."""
+    def inputs(self, run: Run) -> list[tuple[str, Path, str]]:
+        """The inputs kept in a run's ``inputs/`` folder as (role, path, name shown), content first.
+
+        The name shown is the one the file had when uploaded, where the studio recorded it.
+        """
         folder = run.folder / "inputs"
         if not folder.is_dir():
             return []
-        found = [(p.stem.split("_")[0], p) for p in sorted(folder.iterdir()) if p.is_file()]
-        found = [(role, p) for role, p in found if role in INPUT_ROLES]
-        return sorted(found, key=lambda rp: (INPUT_ROLES.index(rp[0]), rp[1].name))
+        names = (run.info.get("studio") or {}).get("names") or {}
+        styles = names.get("styles") or []
+        found = []
+        for path in folder.iterdir():
+            role, _, number = path.stem.partition("_")
+            if role not in INPUT_ROLES or not path.is_file():
+                continue
+            index = int(number) if number.isdigit() else 0
+            if role == "style":
+                name = styles[index - 1] if 0 < index <= len(styles) else None
+            else:
+                name = names.get(role)
+            found.append((INPUT_ROLES.index(role), index, role, path, str(name or path.name)))
+        return [(role, path, name) for *_, role, path, name in sorted(found, key=lambda f: f[:2])]
 
     def detail(self, key: str) -> dict:
         run = self.run(key)
@@ -151,7 +165,7 @@ class Gallery:
         out["metrics"] = thin(run.metrics())
         out["snapshots"] = [{"step": step, "url": file_url(key, f"snapshots/{p.name}")} for step, p in run.snapshots()]
         out["inputs"] = [
-            {"role": role, "name": p.name, "url": file_url(key, f"inputs/{p.name}")} for role, p in self.inputs(run)
+            {"role": role, "name": name, "url": file_url(key, f"inputs/{p.name}")} for role, p, name in self.inputs(run)
         ]
         out["downloads"] = {
             name: file_url(key, name) + "?download=1"
