@@ -105,12 +105,13 @@ def test_a_queued_job_can_be_cancelled_and_the_queue_survives_a_restart(make_cli
     assert {j["id"]: j["state"] for j in saved} == {first["id"]: "cancelled", second["id"]: "queued"}
     # Pretend the server died while the second job ran.
     saved[1]["state"] = "running"
+    saved[0]["run"] = "../../elsewhere"  # a tampered file cannot point the studio outside the runs folder
     (runs_dir / ".studio" / "jobs.json").write_text(json.dumps(saved))
     restarted = make_client(worker=False)
     states = {j["id"]: j for j in restarted.get("/api/jobs").json()["jobs"]}
     assert states[second["id"]]["state"] == "interrupted"
     assert "server stopped" in states[second["id"]]["message"]
-    assert states[first["id"]]["state"] == "cancelled"
+    assert states[first["id"]]["state"] == "cancelled" and states[first["id"]]["run"] is None
     assert json.loads((runs_dir / ".studio" / "jobs.json").read_text())[1]["state"] == "interrupted"
 
 
@@ -143,8 +144,10 @@ def fake_run(folder, recipe, status="done", steps=4):
     return folder
 
 
-@pytest.fixture
-def gallery_runs(runs_dir):
+@pytest.fixture(scope="module")
+def gallery_runs(tmp_path_factory):
+    """Runs as the CLI and a sweep leave them; made once (process pictures take a moment), only read."""
+    runs_dir = tmp_path_factory.mktemp("gallery") / "runs"
     base = load_recipe("default", size=48, steps=4)
     fake_run(runs_dir / "cli-run", base)
     fake_run(runs_dir / "sweep-1" / "point_000", base.replace(style_weight=1.0))
@@ -155,7 +158,7 @@ def gallery_runs(runs_dir):
 
 
 def test_gallery_lists_cli_and_sweep_runs_with_experiment_reports(make_client, gallery_runs):
-    listing = make_client(worker=False).get("/api/runs").json()
+    listing = make_client(runs=gallery_runs, worker=False).get("/api/runs").json()
     keys = {r["key"] for r in listing["runs"]}
     assert keys == {"cli-run", "sweep-1/point_000", "sweep-1/point_001"}
     by_key = {r["key"]: r for r in listing["runs"]}
@@ -166,7 +169,7 @@ def test_gallery_lists_cli_and_sweep_runs_with_experiment_reports(make_client, g
 
 
 def test_a_run_opens_to_its_result_process_settings_and_metrics(make_client, gallery_runs):
-    client = make_client(worker=False)
+    client = make_client(runs=gallery_runs, worker=False)
     run = client.get("/api/runs/sweep-1/point_001").json()
     assert run["recipe_values"]["optimizer"] == "adam" and run["recipe_values"]["style_weight"] == 10.0
     assert 'optimizer = "adam"' in run["recipe_toml"]
@@ -185,7 +188,7 @@ def test_a_run_opens_to_its_result_process_settings_and_metrics(make_client, gal
 
 
 def test_compare_marks_exactly_the_settings_that_differ(make_client, gallery_runs):
-    client = make_client(worker=False)
+    client = make_client(runs=gallery_runs, worker=False)
     data = client.get("/api/compare?run=sweep-1/point_000&run=sweep-1/point_001&run=cli-run").json()
     assert data["differs"] == ["optimizer", "style_weight"]
     by_name = {f["name"]: f for f in data["fields"]}

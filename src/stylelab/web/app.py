@@ -213,10 +213,14 @@ def create_app(
 
     @app.get("/api/jobs/{job_id}/live.png")
     async def live(job_id: str):
-        picture = _job(job_id).snapshot
-        if picture is None:
-            raise RunNotFound("no image yet")
-        return Response(picture, media_type="image/png", headers={"Cache-Control": "no-store"})
+        """The job's latest snapshot; once it has finished, its result (a page may still ask)."""
+        job = _job(job_id)
+        picture = job.snapshot
+        if picture is not None:
+            return Response(picture, media_type="image/png", headers={"Cache-Control": "no-store"})
+        if job.run is not None and (root / job.run / "result.png").is_file():
+            return FileResponse(root / job.run / "result.png", headers={"Cache-Control": "no-store"})
+        raise RunNotFound("no image yet")
 
     @app.get("/api/events")
     async def events(request: Request):

@@ -171,6 +171,8 @@ class JobQueue:
                 continue
             if not JOB_ID.fullmatch(str(job.id)) or job.state not in STATES:
                 continue
+            if job.run is not None and not JOB_ID.fullmatch(str(job.run)):
+                job.run = None  # only ever a studio run folder, named by its job
             if job.state == "running":
                 job.state, job.finished, changed = "interrupted", time.time(), True
                 job.message = "the server stopped while this job ran; start it again with “run again”"
