@@ -113,6 +113,10 @@ def test_a_queued_job_can_be_cancelled_and_the_queue_survives_a_restart(make_cli
     assert "server stopped" in states[second["id"]]["message"]
     assert states[first["id"]]["state"] == "cancelled" and states[first["id"]]["run"] is None
     assert json.loads((runs_dir / ".studio" / "jobs.json").read_text())[1]["state"] == "interrupted"
+    # "Run again" queues the same settings and inputs as a new job.
+    again = restarted.post(f"/api/jobs/{second['id']}/again").json()
+    assert again["state"] == "queued" and again["id"] != second["id"]
+    assert (again["recipe"], again["content"], again["styles"]) == (second["recipe"], content, [style])
 
 
 def test_unknown_or_malformed_job_ids_are_not_found(make_client):

@@ -204,3 +204,21 @@ def test_phone_width_and_keyboard(studio, browser, input_images):
         assert outline not in ("", "none"), "the focused button shows a focus ring"
     finally:
         context.close()
+
+
+def test_a_token_url_opens_the_studio_and_leaves_the_address_clean(runs_dir, browser):
+    from stylelab.web.app import create_app
+
+    with ServerThread(create_app(runs_dir, token="s3cret-token")) as server:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            assert page.goto(server.url + "/").status == 401
+            page.goto(server.url + "/?token=s3cret-token#gallery")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#conn.ok")  # the event stream is authorised by the cookie
+            assert "token" not in page.url and page.url.endswith("#gallery")
+            assert page.is_visible("#view-gallery")
+        finally:
+            context.close()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..engine import resolve_device
 from ..errors import StylelabError
-from ..recipes import FIELDS, INITS, load_recipe, preset_names, preset_summary
+from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary
 from .gallery import Gallery, RunNotFound
 from .jobs import Hub, JobQueue
 from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined
@@ -210,6 +210,14 @@ def create_app(
     @app.post("/api/jobs/{job_id}/cancel")
     async def cancel(job_id: str):
         return queue.cancel(_job(job_id)).public()
+
+    @app.post("/api/jobs/{job_id}/again", status_code=201)
+    def again(job_id: str):
+        """Queue a finished job once more, with the same settings and uploads."""
+        old = _job(job_id)
+        for upload_id in [old.content, *old.styles, *([old.start] if old.start else [])]:
+            uploads.meta(upload_id)  # still there?
+        return queue.submit(Recipe(**old.recipe), old.content, old.styles, old.names, old.start).public()
 
     @app.get("/api/jobs/{job_id}/live.png")
     async def live(job_id: str):

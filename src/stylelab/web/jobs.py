@@ -110,6 +110,7 @@ class Job:
     snapshot: bytes | None = field(default=None, repr=False)
     snapshot_step: int = -1
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    resolved: Recipe | None = field(default=None, repr=False)  # the submitted Recipe itself, until a restart
 
     PERSISTED = (
         "id recipe content styles names start state created started finished step total elapsed losses message run"
@@ -175,7 +176,7 @@ class JobQueue:
                 job.run = None  # only ever a studio run folder, named by its job
             if job.state == "running":
                 job.state, job.finished, changed = "interrupted", time.time(), True
-                job.message = "the server stopped while this job ran; start it again with “run again”"
+                job.message = "the server stopped while this job ran; “Run again” in the queue starts it afresh"
                 partial = self.runs / f"{job.id}.partial"
                 if partial.is_dir():
                     job.message += f" (its snapshots so far are in {partial.name})"
@@ -212,7 +213,7 @@ class JobQueue:
 
     def submit(self, recipe: Recipe, content: str, styles: list[str], names: dict, start: str | None = None) -> Job:
         """Queue a run; the inputs are upload ids already checked by the caller."""
-        job = Job(new_job_id(), recipe.to_dict(drop_none=True), content, list(styles), names, start)
+        job = Job(new_job_id(), recipe.to_dict(drop_none=True), content, list(styles), names, start, resolved=recipe)
         job.created = time.time()
         with self._wake:
             while job.id in self.jobs:
@@ -278,7 +279,8 @@ class JobQueue:
         return self.uploads.path(job.content), [self.uploads.path(s) for s in job.styles], start
 
     def _run(self, job: Job) -> None:
-        recipe = Recipe(**job.recipe)
+        # The Recipe built from the request travels into the engine; after a restart, its saved values.
+        recipe = job.resolved or Recipe(**job.recipe)
         content, styles, start = self._inputs(job)
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
         names = {"content": content, **{f"style_{i}": p for i, p in enumerate(styles, 1)}, "start": start}

@@ -40,6 +40,8 @@ function renderQueue() {
     const actions = [];
     if (job.state === "queued" || job.state === "running") {
       actions.push(h("button", { type: "button", class: "small", onclick: () => cancel(job.id) }, "Cancel"));
+    } else {
+      actions.push(h("button", { type: "button", class: "small", onclick: () => again(job.id), "aria-label": `Run ${job.label} again` }, "Run again"));
     }
     return h("li", { class: job.id === live.selected ? "selected" : "", dataset: { job: job.id } }, open, actions);
   });
@@ -108,6 +110,16 @@ async function cancel(id) {
     const job = await api(`/api/jobs/${id}/cancel`, { method: "POST" });
     upsert(job);
     toast(job.state === "cancelled" ? "Cancelled" : "Stopping… the last image is kept");
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function again(id) {
+  try {
+    const job = await api(`/api/jobs/${id}/again`, { method: "POST" });
+    toast(`Queued again: ${job.label}`);
+    follow(job);
   } catch (err) {
     toast(err.message, "error");
   }
