@@ -375,6 +375,25 @@ def demo_command(
     run_demo(out_dir, quiet=quiet)
 
 
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback needs --token."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder: the studio's runs go here, and its gallery."),
+    token: str | None = typer.Option(
+        None, "--token", help="Secret every request must carry (header, cookie or ?token=).", envvar="STYLELAB_TOKEN"
+    ),
+    max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest image upload accepted, in MB."),
+):
+    """Start the studio: a local web app to run, watch and compare style transfers."""
+    from .web.server import serve
+
+    def announce(url: str) -> None:
+        err.print(f"stylelab studio: open {url}  (runs folder: {runs}; Ctrl-C stops)", highlight=False)
+
+    serve(runs, host=host, port=port, token=token, max_upload_mb=max_upload_mb, announce=announce)
+
+
 def _version_callback(value: bool):
     if value:
         out.print(f"stylelab {__version__}")

@@ -1,0 +1,310 @@
+"""The studio's HTTP interface: a FastAPI app over the job queue, the uploads and the gallery.
+
+Handlers stay light: the engine runs in the queue's worker thread, file and
+image work runs in FastAPI's thread pool (plain ``def`` handlers), and the
+async handlers only touch in-memory state. ``create_app`` is what both
+``stylelab serve`` and the tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..engine import resolve_device
+from ..errors import StylelabError
+from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary
+from .gallery import Gallery, RunNotFound
+from .jobs import Hub, JobQueue
+from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined
+from .uploads import UploadError, UploadStore
+
+STATIC = Path(__file__).parent / "static"
+JSON_LIMIT = 1_000_000
+MULTIPART_OVERHEAD = 64 * 1024
+# Settings a request may not set freely: these name files, and no path from a
+# request reaches the filesystem. A start image is an upload instead.
+WEIGHT_SOURCES = ("caffe", "torchvision")
+# The settings the studio's form shows first; the rest sit under "more settings".
+MAIN_FIELDS = (
+    "size steps optimizer lr content_weight style_weight tv_weight init preserve_color scales save_every seed"
+).split()
+
+
+class StyleIn(BaseModel):
+    upload: str
+    weight: float = Field(1.0, ge=0)
+
+
+class JobIn(BaseModel):
+    recipe: str = "default"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    content: str
+    styles: list[StyleIn] = Field(min_length=1, max_length=8)
+    start: str | None = None
+
+
+def field_schema() -> list[dict]:
+    """The Recipe's fields as the form needs them (type, default, help, choices)."""
+    out = []
+    for name, f in FIELDS.items():
+        if not f.metadata.get("cli", True) or name == "style_weights":
+            continue  # blend weights are set next to each style image
+        choices = f.metadata.get("choices")
+        if name == "init":
+            choices = INITS
+        elif name == "weights":
+            choices = WEIGHT_SOURCES
+        default = f.default
+        out.append(
+            {
+                "name": name,
+                "type": str(f.type).replace(" ", ""),
+                "default": list(default) if isinstance(default, tuple) else default,
+                "help": f.metadata["help"],
+                "choices": list(choices) if choices else None,
+                "main": name in MAIN_FIELDS,
+            }
+        )
+    return sorted(out, key=lambda d: MAIN_FIELDS.index(d["name"]) if d["main"] else len(MAIN_FIELDS))
+
+
+def build_recipe(body: JobIn):
+    """The Recipe a job request asks for, checked; raises StylelabError with a one-line reason."""
+    if body.recipe not in preset_names():
+        raise StylelabError(f"unknown recipe {body.recipe!r}; presets: {', '.join(preset_names())}")
+    settings = {k: (None if v == "" else v) for k, v in body.settings.items()}
+    for key in ("name", "description", "style_weights"):
+        settings.pop(key, None)
+    if settings.get("init") not in (None, *INITS):
+        raise StylelabError("init must be content, style or noise here; upload a start image instead of a path")
+    if settings.get("weights") not in (None, *WEIGHT_SOURCES):
+        raise StylelabError(f"weights must be one of {', '.join(WEIGHT_SOURCES)} in the studio")
+    weights = [s.weight for s in body.styles]
+    if len(weights) > 1:
+        settings["style_weights"] = weights
+    recipe = load_recipe(body.recipe, **settings)
+    resolve_device(recipe.device)
+    return recipe
+
+
+def create_app(
+    runs: str | Path = "runs", *, token: str | None = None, max_upload_mb: float = 25.0, worker: bool = True
+) -> FastAPI:
+    """The studio app serving ``runs``. ``worker=False`` queues jobs without running them (tests)."""
+    root = Path(runs).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    max_upload = int(max_upload_mb * 1_000_000)
+    hub = Hub()
+    uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload)
+    gallery = Gallery(root)
+    queue = JobQueue(root, uploads, hub, on_finished=lambda job: gallery.invalidate())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if worker:
+            queue.start()
+        yield
+        hub.close()
+        await asyncio.to_thread(queue.close)
+
+    app = FastAPI(title="stylelab studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.queue, app.state.gallery, app.state.hub, app.state.uploads = queue, gallery, hub, uploads
+    app.state.runs = root
+
+    def body_limit(path: str) -> tuple[int, str]:
+        if path == "/api/uploads":
+            return max_upload + MULTIPART_OVERHEAD, uploads.too_large_message()
+        return JSON_LIMIT, f"the request is larger than {JSON_LIMIT / 1e6:g} MB"
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(TokenGate, token=token)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(StylelabError)
+    async def _stylelab_error(request: Request, exc: StylelabError):
+        status = 404 if isinstance(exc, (UnsafePath, RunNotFound)) else 400
+        if isinstance(exc, UploadError) and "larger than" in str(exc):
+            status = 413
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    # ------------------------------------------------------------ the page
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/info")
+    def info():
+        return {
+            "version": __version__,
+            "runs": str(root),
+            "max_upload_mb": max_upload_mb,
+            "fields": field_schema(),
+            "recipes": [preset_summary(n) | {"values": load_recipe(n).to_dict()} for n in preset_names()],
+        }
+
+    # ------------------------------------------------------------ uploads
+
+    @app.post("/api/uploads")
+    async def upload(request: Request, name: str | None = None):
+        """An image, as the raw request body (``?name=``) or as the ``file`` field of a form."""
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=2)
+            part = form.get("file")
+            if part is None or isinstance(part, str):
+                raise UploadError("send the image as the form field 'file'")
+            data, name = await part.read(), part.filename
+        else:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > uploads.max_bytes:
+                    raise UploadError(uploads.too_large_message())
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return await asyncio.to_thread(uploads.add, data, name)
+
+    @app.get("/api/uploads/{upload_id}")
+    def uploaded(upload_id: str):
+        return FileResponse(uploads.path(upload_id))
+
+    # ------------------------------------------------------------ jobs
+
+    @app.post("/api/jobs", status_code=201)
+    def submit(body: JobIn):
+        recipe = build_recipe(body)
+        metas = [uploads.meta(body.content)] + [uploads.meta(s.upload) for s in body.styles]
+        names = {"content": metas[0]["name"], "styles": [m["name"] for m in metas[1:]]}
+        if body.start:
+            names["start"] = uploads.meta(body.start)["name"]
+        job = queue.submit(recipe, body.content, [s.upload for s in body.styles], names, body.start)
+        return job.public()
+
+    @app.get("/api/jobs")
+    async def jobs():
+        return {"jobs": queue.listing()}
+
+    def _job(job_id: str):
+        job = queue.get(job_id)
+        if job is None:
+            raise RunNotFound(f"no job {job_id!r}")
+        return job
+
+    @app.get("/api/jobs/{job_id}")
+    async def job_detail(job_id: str):
+        return _job(job_id).public(history=True)
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    async def cancel(job_id: str):
+        return queue.cancel(_job(job_id)).public()
+
+    @app.post("/api/jobs/{job_id}/again", status_code=201)
+    def again(job_id: str):
+        """Queue a finished job once more, with the same settings and uploads."""
+        old = _job(job_id)
+        for upload_id in [old.content, *old.styles, *([old.start] if old.start else [])]:
+            uploads.meta(upload_id)  # still there?
+        return queue.submit(Recipe(**old.recipe), old.content, old.styles, old.names, old.start).public()
+
+    @app.get("/api/jobs/{job_id}/live.png")
+    async def live(job_id: str):
+        """The job's latest snapshot; once it has finished, its result (a page may still ask)."""
+        job = _job(job_id)
+        picture = job.snapshot
+        if picture is not None:
+            return Response(picture, media_type="image/png", headers={"Cache-Control": "no-store"})
+        if job.run is not None and (root / job.run / "result.png").is_file():
+            return FileResponse(root / job.run / "result.png", headers={"Cache-Control": "no-store"})
+        raise RunNotFound("no image yet")
+
+    @app.get("/api/events")
+    async def events(request: Request):
+        """Server-sent events: job (state changed), step, snapshot, resync."""
+        q = hub.subscribe()
+
+        async def stream():
+            try:
+                yield "retry: 2000\n\n"
+                while not hub.closed:
+                    try:
+                        kind, data = await asyncio.wait_for(q.get(), 15)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if kind == "bye":
+                        return
+                    yield f"event: {kind}\ndata: {data}\n\n"
+            finally:
+                hub.unsubscribe(q)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    # ------------------------------------------------------------ gallery
+
+    @app.get("/api/runs")
+    def runs_listing():
+        return gallery.listing()
+
+    @app.get("/api/runs/{key:path}")
+    def run_detail(key: str):
+        return gallery.detail(key)
+
+    @app.post("/api/reuse/{key:path}")
+    def reuse_inputs(key: str):
+        """The inputs kept in a run folder, stored as uploads again for "run again with changes"."""
+        run = gallery.run(key)
+        return {"inputs": [{"role": role} | uploads.add_file(path, name) for role, path, name in gallery.inputs(run)]}
+
+    @app.get("/api/thumb/{key:path}")
+    def thumb(key: str):
+        return Response(gallery.thumbnail(key), media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
+
+    @app.get("/api/zip/{key:path}")
+    def zip_run(key: str):
+        run = gallery.run(key)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(run.folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    zf.write(path, Path(run.name) / path.relative_to(run.folder))
+        disposition = f'attachment; filename="{run.name}.zip"'.encode("ascii", "replace").decode()
+        return Response(buf.getvalue(), media_type="application/zip", headers={"Content-Disposition": disposition})
+
+    @app.get("/api/compare")
+    def compare(run: list[str] = Query(default_factory=list)):
+        return gallery.compare(run)
+
+    @app.get("/api/compare.png")
+    def compare_png(run: list[str] = Query(default_factory=list)):
+        from ..images import png_bytes
+
+        return Response(png_bytes(gallery.compare_picture(run)), media_type="image/png")
+
+    @app.get("/files/{rel:path}")
+    def files(rel: str, download: bool = False):
+        """Any file inside the runs folder (results, snapshots, settings, experiment reports)."""
+        path = confined(root, rel)
+        if not path.is_file():
+            raise RunNotFound(f"no file {rel!r} in the runs folder")
+        # A page from the runs folder (a sweep's report) is shown, but sandboxed: it
+        # cannot script the studio or call its API.
+        headers = {"Content-Security-Policy": "sandbox allow-popups; default-src 'self' 'unsafe-inline' data:"}
+        if download:
+            return FileResponse(path, filename=path.name, headers=headers)
+        return FileResponse(path, headers=headers)
+
+    return app

@@ -1,0 +1,229 @@
+"""What keeps the studio safe to run: tokens, bounded request bodies, confined paths.
+
+Three rules, each enforced in one place:
+
+- A request reaches the filesystem only through ``confined`` (a relative path
+  under the runs folder, no dot-names, resolved and checked again after
+  symlinks) or through ids the server generated and validates by pattern.
+- Request bodies are counted while they stream in (``BodyLimit``), so an
+  oversized upload is refused at the limit, never read whole into memory first.
+- Off loopback every request carries the token (``TokenGate``); on loopback
+  without a token, requests must name a loopback host, which stops a web page
+  from reaching the studio through DNS rebinding, and writes must come from the
+  studio's own origin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import StylelabError
+
+COOKIE = "stylelab_token"
+TOKEN_HEADER = "x-stylelab-token"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+class UnsafePath(StylelabError):
+    """A path from a request that does not name something inside the runs folder."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise StylelabError(
+            f"binding to {host} makes the studio reachable from other machines: give --token SECRET "
+            "(every request must then carry it), or bind to 127.0.0.1"
+        )
+
+
+def confined(root: Path, rel: str) -> Path:
+    """``root / rel`` if it stays inside ``root``; raises UnsafePath otherwise.
+
+    ``rel`` arrives already percent-decoded once by the server. A ``%`` left in
+    it means it was encoded twice; no name the studio makes contains one, so it
+    is refused rather than decoded again (decoding twice is how filters are
+    bypassed). Dot-names (``..``, ``.studio``, hidden files) are refused too.
+    """
+    if not rel or len(rel) > 1024 or any(c in rel for c in "\\%\x00") or rel.startswith("/"):
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
+    parts = PurePosixPath(rel).parts
+    if any(part.startswith(".") or part.endswith(".partial") for part in parts):
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
+    base = root.resolve()
+    path = (base / PurePosixPath(*parts)).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")  # a symlink pointing out
+    return path
+
+
+def relative_key(root: Path, folder: Path) -> str:
+    """The id under which a folder inside ``root`` appears in URLs (a relative POSIX path)."""
+    return folder.resolve().relative_to(root.resolve()).as_posix()
+
+
+def pattern_id(pattern: re.Pattern, value: str, what: str) -> str:
+    if not pattern.fullmatch(value or ""):
+        raise UnsafePath(f"not a valid {what} id: {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- ASGI middleware
+
+
+async def _send_json(send, status: int, detail: str, headers: list | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit for their path, counting bytes as they arrive.
+
+    ``limit_for(path)`` gives (bytes allowed, the one-line message a refusal carries).
+    """
+
+    def __init__(self, app, limit_for: Callable[[str], tuple[int, str]]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit, message = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _send_json(send, 413, message, [(b"connection", b"close")])
+        received = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return msg
+
+        async def tracking_send(msg):
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, message, [(b"connection", b"close")])
+
+
+class TokenGate:
+    """Every request carries the token (header, cookie or ``?token=``) when one is set.
+
+    A valid ``?token=`` sets a cookie, so after opening the printed URL once the
+    page, its images and its event stream are authorised without the token in
+    every URL. Without a token (loopback only), the Host must be a loopback
+    name and writes must come from this origin.
+    """
+
+    def __init__(self, app, token: str | None):
+        self.app = app
+        self.token = token
+
+    def _presented(self, scope) -> tuple[str | None, bool]:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "token" in query:
+            return query["token"][0], True
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip(), False
+        if TOKEN_HEADER in headers:
+            return headers[TOKEN_HEADER], False
+        for part in headers.get("cookie", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                return value, False
+        return None, False
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.token is None:
+            host = urlsplit("//" + headers.get(b"host", b"").decode("latin-1")).hostname or ""
+            if host and host not in LOOPBACK_NAMES and not is_loopback(host):
+                return await _send_json(send, 403, f"this studio answers only to localhost, not {host!r}")
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            if scope.get("method") not in ("GET", "HEAD") and origin:
+                origin_host = urlsplit(origin).hostname or ""
+                if not is_loopback(origin_host):
+                    return await _send_json(send, 403, "writes are accepted only from the studio's own page")
+            return await self.app(scope, receive, send)
+        given, from_query = self._presented(scope)
+        if given is None or not secrets.compare_digest(given.encode(), self.token.encode()):
+            return await _send_json(
+                send, 401, "this studio needs its token: open the URL `stylelab serve` printed (it ends in ?token=...)"
+            )
+        if not from_query:
+            return await self.app(scope, receive, send)
+
+        async def send_with_cookie(msg):
+            if msg["type"] == "http.response.start":
+                cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                msg = {**msg, "headers": [*msg.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))]}
+            await send(msg)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+class SecurityHeaders:
+    """Headers on every response: no MIME sniffing, no referrer, no framing by other sites."""
+
+    HEADERS = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"SAMEORIGIN"),
+    ]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(msg):
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), *self.HEADERS]}
+            await send(msg)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,259 @@
+// The "New run" form: images (drop or pick), a recipe, its settings (generated from the
+// Recipe's fields, which the server describes in /api/info), and the start button.
+import { $, api, h, toast } from "./dom.js";
+
+const form = {
+  info: null,
+  content: null, // {id, name, url, width, height}
+  styles: [], // [{upload: {...}, weight}]
+  start: null,
+  onQueued: () => {},
+};
+
+const human = (name) => (name === "init" ? "start from" : name.replaceAll("_", " "));
+
+function fieldControl(field) {
+  const id = `f-${field.name}`;
+  const hintId = `${id}-hint`;
+  let control;
+  if (field.choices) {
+    const choices = field.name === "init" ? [...field.choices, "image"] : field.choices;
+    control = h(
+      "select",
+      { id, name: field.name, "aria-describedby": hintId },
+      choices.map((c) => h("option", { value: c }, c === "image" ? "an image (upload)" : c)),
+    );
+  } else if (field.type.startsWith("int") || field.type.startsWith("float")) {
+    const isInt = field.type.startsWith("int");
+    control = h("input", {
+      id,
+      name: field.name,
+      type: "number",
+      step: isInt ? "1" : "any",
+      min: "0",
+      inputmode: isInt ? "numeric" : "decimal",
+      placeholder: field.type.includes("None") ? "default" : "",
+      "aria-describedby": hintId,
+    });
+  } else {
+    control = h("input", {
+      id,
+      name: field.name,
+      type: "text",
+      placeholder: field.type.includes("None") ? "default" : "",
+      "aria-describedby": hintId,
+      spellcheck: "false",
+    });
+  }
+  return h(
+    "div",
+    { class: `field field-${field.name}` },
+    h("label", { for: id }, human(field.name)),
+    control,
+    h("small", { id: hintId, class: "hint" }, field.help),
+  );
+}
+
+function setValue(name, value) {
+  const input = $(`#f-${name}`);
+  if (!input) return;
+  if (value == null) input.value = "";
+  else if (Array.isArray(value)) input.value = value.join(" ");
+  else input.value = String(value);
+}
+
+/** Fill the settings from a recipe's values. Presets without snapshots get some, so the run can be watched. */
+export function fillSettings(values, { fromPreset = false } = {}) {
+  for (const field of form.info.fields) setValue(field.name, values[field.name]);
+  if (fromPreset && !values.save_every) setValue("save_every", Math.max(1, Math.round((values.steps || 100) / 20)));
+  if (values.init && !["content", "style", "noise"].includes(values.init)) setValue("init", "image");
+  showStartZone();
+}
+
+function showStartZone() {
+  $("#start-zone").hidden = $("#f-init").value !== "image";
+}
+
+function selectRecipe(name, { fill = true } = {}) {
+  const preset = form.info.recipes.find((r) => r.name === name) || form.info.recipes[0];
+  $("#recipe").value = preset.name;
+  $("#recipe-desc").textContent = preset.description ? `${preset.description} (${preset.settings})` : preset.settings;
+  if (fill) fillSettings(preset.values, { fromPreset: true });
+}
+
+// ---------------------------------------------------------------- images
+
+function thumb(upload, role, index) {
+  const remove = () => {
+    if (role === "content") form.content = null;
+    else if (role === "start") form.start = null;
+    else form.styles.splice(index, 1);
+    renderImages();
+  };
+  const dims = upload.width ? `${upload.width}×${upload.height}` : "";
+  const parts = [
+    h("img", { src: upload.preview || upload.url, alt: "", loading: "lazy" }),
+    h("span", { class: "thumb-name", title: upload.name }, upload.name, h("small", {}, dims)),
+  ];
+  if (role === "style") {
+    const weightId = `style-weight-${index}`;
+    parts.push(
+      h(
+        "span",
+        { class: "weight" },
+        h("label", { for: weightId }, "weight"),
+        h("input", {
+          id: weightId,
+          type: "number",
+          min: "0",
+          step: "0.1",
+          value: String(form.styles[index].weight),
+          oninput: (e) => (form.styles[index].weight = e.target.value),
+        }),
+      ),
+    );
+  }
+  parts.push(h("button", { type: "button", class: "icon", onclick: remove, "aria-label": `Remove ${upload.name}` }, "✕"));
+  return h("li", { class: "thumb" }, parts);
+}
+
+function renderImages() {
+  $("#content-list").replaceChildren(...(form.content ? [thumb(form.content, "content", 0)] : []));
+  $("#style-list").replaceChildren(...form.styles.map((s, i) => thumb(s.upload, "style", i)));
+  $("#start-list").replaceChildren(...(form.start ? [thumb(form.start, "start", 0)] : []));
+  $("#content-drop").classList.toggle("filled", !!form.content);
+  $("#style-drop").classList.toggle("filled", form.styles.length > 0);
+}
+
+async function upload(file) {
+  const limit = form.info.max_upload_mb * 1e6;
+  if (file.size > limit) throw new Error(`${file.name} is larger than ${form.info.max_upload_mb} MB (the studio's limit)`);
+  const meta = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, {
+    method: "POST",
+    body: file,
+    headers: { "Content-Type": file.type || "application/octet-stream" },
+  });
+  return { ...meta, preview: URL.createObjectURL(file) };
+}
+
+async function addFiles(role, files) {
+  const status = $(`#${role}-status`);
+  status.textContent = "";
+  for (const file of files) {
+    status.textContent = `uploading ${file.name}…`;
+    try {
+      const meta = await upload(file);
+      if (role === "content") form.content = meta;
+      else if (role === "start") form.start = meta;
+      else form.styles.push({ upload: meta, weight: 1 });
+      status.textContent = "";
+    } catch (err) {
+      status.textContent = err.message;
+      status.classList.add("error");
+      return;
+    }
+    if (role !== "style") break;
+  }
+  status.classList.remove("error");
+  renderImages();
+}
+
+function setupDrop(role) {
+  const zone = $(`#${role}-drop`);
+  const input = $(`#${role}-file`);
+  input.addEventListener("change", () => {
+    addFiles(role, [...input.files]).finally(() => (input.value = ""));
+  });
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    addFiles(role, [...e.dataTransfer.files]);
+  });
+}
+
+// ---------------------------------------------------------------- submit
+
+function collect() {
+  if (!form.content) throw new Error("add a content image first");
+  if (!form.styles.length) throw new Error("add at least one style image");
+  const settings = {};
+  for (const field of form.info.fields) {
+    const value = $(`#f-${field.name}`).value.trim();
+    if (value !== "") settings[field.name] = value;
+  }
+  let start = null;
+  if (settings.init === "image") {
+    if (!form.start) throw new Error("upload a start image, or choose another start");
+    start = form.start.id;
+    settings.init = "content";
+  }
+  return {
+    recipe: $("#recipe").value,
+    settings,
+    content: form.content.id,
+    styles: form.styles.map((s) => ({ upload: s.upload.id, weight: Number(s.weight) })),
+    start,
+  };
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const error = $("#form-error");
+  error.textContent = "";
+  const button = $("#start");
+  button.disabled = true;
+  try {
+    const job = await api("/api/jobs", { method: "POST", json: collect() });
+    toast(`Queued: ${job.label}`);
+    form.onQueued(job);
+  } catch (err) {
+    error.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Prefill the form from a finished run: its recipe and, where the run kept them, its inputs. */
+export async function runAgain(run) {
+  const presets = form.info.recipes.map((r) => r.name);
+  selectRecipe(presets.includes(run.recipe) ? run.recipe : "default", { fill: false });
+  fillSettings(run.recipe_values);
+  form.content = null;
+  form.styles = [];
+  form.start = null;
+  if (run.inputs.length) {
+    const { inputs } = await api(`/api/reuse/${run.key.split("/").map(encodeURIComponent).join("/")}`, { method: "POST" });
+    const weights = run.recipe_values.style_weights || [];
+    for (const item of inputs) {
+      if (item.role === "content") form.content = item;
+      else if (item.role === "start") form.start = item;
+      else form.styles.push({ upload: item, weight: weights[form.styles.length] ?? 1 });
+    }
+  } else {
+    toast("This run did not keep its input images: add them again", "info");
+  }
+  renderImages();
+  showStartZone();
+}
+
+export function setupForm(info, { onQueued }) {
+  form.info = info;
+  form.onQueued = onQueued;
+  $("#recipe").replaceChildren(...info.recipes.map((r) => h("option", { value: r.name }, r.name)));
+  $("#recipe").addEventListener("change", (e) => selectRecipe(e.target.value));
+  const main = info.fields.filter((f) => f.main);
+  const more = info.fields.filter((f) => !f.main);
+  $("#main-fields").replaceChildren(...main.map(fieldControl));
+  $("#more-fields").replaceChildren(...more.map(fieldControl));
+  $("#f-init").addEventListener("change", showStartZone);
+  $("#upload-limit").textContent = `up to ${info.max_upload_mb} MB each`;
+  for (const role of ["content", "style", "start"]) setupDrop(role);
+  $("#job-form").addEventListener("submit", submit);
+  selectRecipe(info.recipes.some((r) => r.name === "default") ? "default" : info.recipes[0].name);
+  renderImages();
+}

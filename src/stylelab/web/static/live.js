@@ -1,0 +1,204 @@
+// The live panel and the queue, kept current by the server's event stream (/api/events).
+import { $, api, badge, fmtNum, fmtSeconds, h, keyPath, toast } from "./dom.js";
+import { drawLosses, termSeries } from "./plot.js";
+
+const FINISHED = new Set(["done", "cancelled", "diverged", "failed", "interrupted"]);
+const live = {
+  jobs: new Map(), // id -> job, newest first
+  selected: null,
+  rows: [], // [step, content, style, tv, total] of the selected job
+  pinned: false, // the user picked a job: do not follow the running one
+  drawPending: false,
+  onFinished: () => {},
+};
+
+const runningJob = () => [...live.jobs.values()].find((j) => j.state === "running");
+
+function jobImage(job) {
+  if (job.live) return job.live;
+  if (job.run) return `/files/${keyPath(job.run)}/result.png`;
+  return null;
+}
+
+function renderQueue() {
+  const items = [...live.jobs.values()].slice(0, 30).map((job) => {
+    const progress = job.total ? `${job.step}/${job.total}` : "";
+    const open = h(
+      "button",
+      {
+        type: "button",
+        class: "queue-item",
+        "aria-pressed": String(job.id === live.selected),
+        onclick: () => {
+          live.pinned = true;
+          select(job.id);
+        },
+      },
+      h("span", { class: "queue-label" }, job.label),
+      h("span", { class: "queue-meta" }, badge(job.state), " ", progress),
+    );
+    const actions = [];
+    if (job.state === "queued" || job.state === "running") {
+      actions.push(h("button", { type: "button", class: "small", onclick: () => cancel(job.id) }, "Cancel"));
+    } else {
+      actions.push(h("button", { type: "button", class: "small", onclick: () => again(job.id), "aria-label": `Run ${job.label} again` }, "Run again"));
+    }
+    return h("li", { class: job.id === live.selected ? "selected" : "", dataset: { job: job.id } }, open, actions);
+  });
+  $("#queue").replaceChildren(...items);
+  $("#queue-empty").hidden = items.length > 0;
+  const waiting = [...live.jobs.values()].filter((j) => j.state === "queued").length;
+  $("#queue-count").textContent = waiting ? `${waiting} waiting` : "";
+}
+
+function scheduleDraw() {
+  if (live.drawPending) return;
+  live.drawPending = true;
+  requestAnimationFrame(() => {
+    live.drawPending = false;
+    drawLosses($("#live-chart"), termSeries(live.rows));
+  });
+}
+
+function renderLive() {
+  const job = live.jobs.get(live.selected);
+  $("#live-empty").hidden = !!job;
+  $("#live").hidden = !job;
+  if (!job) return;
+  $("#live-label").textContent = job.label;
+  $("#live-state").replaceChildren(badge(job.state));
+  const img = jobImage(job);
+  const picture = $("#live-img");
+  if (img && picture.getAttribute("src") !== img) picture.src = img;
+  picture.hidden = !img;
+  $("#live-waiting").hidden = !!img;
+  $("#live-waiting").textContent = job.state === "queued" ? "waiting in the queue…" : "starting…";
+  const progress = $("#live-progress");
+  progress.max = job.total || 1;
+  progress.value = job.step || 0;
+  const parts = [job.total ? `step ${job.step} / ${job.total}` : "", job.elapsed ? `${fmtSeconds(job.elapsed)} elapsed` : ""];
+  if (job.state === "running" && job.eta != null) parts.push(`ETA ${fmtSeconds(job.eta)}`);
+  if (job.losses && job.losses.total != null) parts.push(`loss ${fmtNum(job.losses.total)}`);
+  $("#live-stats").textContent = parts.filter(Boolean).join(" · ");
+  $("#live-cancel").hidden = !(job.state === "running" || job.state === "queued");
+  $("#live-message").textContent = job.message || "";
+  const link = $("#live-open");
+  link.hidden = !job.run;
+  if (job.run) link.href = `#run/${encodeURIComponent(job.run)}`;
+  scheduleDraw();
+}
+
+export async function select(id) {
+  live.selected = id;
+  live.rows = [];
+  renderQueue();
+  renderLive();
+  try {
+    const job = await api(`/api/jobs/${id}`);
+    if (live.selected !== id) return;
+    live.rows = job.history || [];
+    delete job.history;
+    live.jobs.set(id, { ...live.jobs.get(id), ...job });
+    renderLive();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function cancel(id) {
+  try {
+    const job = await api(`/api/jobs/${id}/cancel`, { method: "POST" });
+    upsert(job);
+    toast(job.state === "cancelled" ? "Cancelled" : "Stopping… the last image is kept");
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function again(id) {
+  try {
+    const job = await api(`/api/jobs/${id}/again`, { method: "POST" });
+    toast(`Queued again: ${job.label}`);
+    follow(job);
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+function upsert(job) {
+  const before = live.jobs.get(job.id);
+  const merged = { ...(before || {}), ...job };
+  if (!before) live.jobs = new Map([[job.id, merged], ...live.jobs]);
+  else live.jobs.set(job.id, merged);
+  if (FINISHED.has(job.state) && before && !FINISHED.has(before.state)) live.onFinished(merged);
+  const running = runningJob();
+  if (!live.pinned && running && running.id !== live.selected) {
+    select(running.id);
+    return;
+  }
+  if (!live.selected) live.selected = job.id;
+  renderQueue();
+  if (job.id === live.selected) renderLive();
+}
+
+function onStep(data) {
+  const job = live.jobs.get(data.id);
+  if (!job) return;
+  Object.assign(job, { step: data.step, total: data.total, elapsed: data.elapsed, eta: data.eta, losses: data.losses });
+  if (data.id === live.selected) {
+    const last = live.rows.length ? live.rows[live.rows.length - 1][0] : 0;
+    live.rows.push(...data.rows.filter((r) => r[0] > last));
+    renderLive();
+  }
+  const meta = document.querySelector(`#queue li[data-job="${data.id}"] .queue-meta`);
+  if (meta) meta.replaceChildren(badge(job.state), ` ${job.step}/${job.total}`);
+}
+
+function onSnapshot(data) {
+  const job = live.jobs.get(data.id);
+  if (!job) return;
+  job.live = data.url;
+  job.snapshot_step = data.step;
+  if (data.id === live.selected) renderLive();
+}
+
+async function refreshJobs() {
+  const { jobs } = await api("/api/jobs");
+  live.jobs = new Map(jobs.map((j) => [j.id, j]));
+  const running = runningJob();
+  const target = (!live.pinned && running && running.id) || live.selected || (jobs[0] && jobs[0].id);
+  if (target) await select(target);
+  else renderQueue();
+}
+
+/** Open the event stream; it reconnects by itself, and each (re)connection refetches the state. */
+export function connect() {
+  const status = $("#conn");
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => {
+    status.textContent = "live";
+    status.className = "conn ok";
+    refreshJobs().catch((err) => toast(err.message, "error"));
+  });
+  source.addEventListener("error", () => {
+    status.textContent = "reconnecting…";
+    status.className = "conn bad";
+  });
+  source.addEventListener("job", (e) => upsert(JSON.parse(e.data)));
+  source.addEventListener("step", (e) => onStep(JSON.parse(e.data)));
+  source.addEventListener("snapshot", (e) => onSnapshot(JSON.parse(e.data)));
+  source.addEventListener("resync", () => refreshJobs());
+  return source;
+}
+
+export function follow(job) {
+  live.pinned = false;
+  upsert(job);
+  if (!runningJob()) select(job.id);
+}
+
+export function setupLive({ onFinished }) {
+  live.onFinished = onFinished;
+  $("#live-cancel").addEventListener("click", () => live.selected && cancel(live.selected));
+  window.addEventListener("resize", scheduleDraw);
+}
