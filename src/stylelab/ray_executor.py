@@ -269,6 +269,21 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when HOST:PORT (or ray://HOST:PORT) does not answer:
+    Ray itself keeps trying to reach a cluster's GCS for a long time."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray checks itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise StylelabError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); "
+            "is `ray start --head` running there, and is the port open?"
+        ) from None
+
+
 def _reason(exc: Exception) -> str:
     """One line saying why a task failed for good."""
     cause = getattr(exc, "cause", None)
@@ -332,6 +347,7 @@ class RayExecutor:
             if self.address is None:
                 ray.init(address="local", num_cpus=self.num_cpus, **quiet)
             else:
+                _check_reachable(self.address)
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"

@@ -117,6 +117,23 @@ def test_resources_one_gpu_per_task_where_there_are_gpus_else_a_few_cpus():
     assert plan_resources({"CPU": 2}, [2], cpus_per_task=1).per_node == 2
 
 
+def test_an_address_that_does_not_answer_fails_in_seconds():
+    import socket
+
+    from stylelab.errors import StylelabError
+    from stylelab.ray_executor import _check_reachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        t0 = time.monotonic()
+        with pytest.raises(StylelabError, match="cannot reach the Ray cluster"):
+            _check_reachable(address, timeout=2)
+        assert time.monotonic() - t0 < 5
+    _check_reachable("auto")  # left to Ray
+
+
 # ---------------------------------------------------------------- on the session's Ray instance
 
 
@@ -171,28 +188,34 @@ def test_a_retried_task_keeps_the_folders_an_earlier_attempt_finished(local_swee
     assert info(runs_dir / second.name)["batch_size"] == 1
 
 
-def _worker_pids(title: str = "ray::stylelab-batch") -> list[int]:
-    """Processes whose title (Ray sets it to ray::<task name>) says they run a stylelab task."""
+def _worker_pids(raylet: int, title: str = "ray::stylelab-batch") -> list[int]:
+    """Workers of this session's raylet whose title (Ray sets it to ray::<task name>) says they run a stylelab task."""
     pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if cmdline.read_bytes().split(b"\0")[0].decode(errors="replace") == title:
-                pids.append(int(cmdline.parent.name))
-        except OSError:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == raylet and (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace") == title:
+                pids.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
             continue
     return pids
 
 
 def test_a_killed_worker_is_retried_and_every_run_completes(ray_cluster, tiny_images, tmp_path):
+    import ray
     from stylelab.ray_executor import RayExecutor
 
+    def parent_pid() -> int:  # defined here so that Ray ships it by value
+        return os.getppid()
+
+    raylet = ray.get(ray.remote(parent_pid).remote())  # a worker's parent: the raylet of this session
     killed: list[int] = []
     events: list = []
 
     def kill_first_worker(event) -> None:
         events.append(event)
         if isinstance(event, Step) and not killed:
-            pids = _worker_pids()
+            pids = _worker_pids(raylet)
             assert len(pids) == 1  # one task at a time: 2 CPUs, 2 per task
             os.kill(pids[0], signal.SIGKILL)
             killed.append(event.item)
