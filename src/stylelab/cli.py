@@ -286,7 +286,10 @@ def sweep_command(
         None, "--num-cpus", min=1, help="CPUs of the local Ray instance (default: all)."
     ),
     cpus_per_task: int | None = typer.Option(
-        None, "--cpus-per-task", min=1, help="CPUs and torch threads per Ray task without a GPU (default: up to 4)."
+        None,
+        "--cpus-per-task",
+        min=1,
+        help="CPUs and torch threads per Ray task without a GPU (default: the CPUs shared among the tasks).",
     ),
     gpus_per_task: float | None = typer.Option(
         None, "--gpus-per-task", min=0, help="GPUs per Ray task (default 1 where the cluster has GPUs; 0: CPUs only)."

@@ -48,9 +48,6 @@ from .runs import RunRecord, is_complete, load_run, write_run
 from .sweep import Batch, Deliver, available_memory, execute_batch
 
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'stylelab[ray]'"
-# Threads per CPU task when not told: torch's convolutions gain little beyond a few threads
-# per process, so a big node does better running several tasks side by side.
-DEFAULT_CPUS_PER_TASK = 4
 STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
 POLL = 0.25  # seconds the driver waits for a task before it reads progress again
 
@@ -85,12 +82,17 @@ def plan_resources(
     node_cpus: Sequence[float],
     cpus_per_task: int | None = None,
     gpus_per_task: float | None = None,
+    tasks: int | None = None,
 ) -> TaskResources:
     """One GPU per task where the cluster has GPUs (or ``gpus_per_task``; 0 forces CPUs), else CPUs.
 
     ``cluster`` is ``ray.cluster_resources()``, ``node_cpus`` each live node's
-    CPU count. Without ``cpus_per_task`` a CPU task takes up to
-    DEFAULT_CPUS_PER_TASK CPUs, never more than the largest node has.
+    CPU count. Without ``cpus_per_task``, the cluster's CPUs are shared among
+    the ``tasks`` to run (at least 1 each, at most the largest node's), so many
+    tasks run one thread each: single-threaded processes side by side give the
+    most runs per hour, and keep their pace on a busy machine, where torch's
+    threads wait for each other (4x slower measured here; see docs/ray.md).
+    Without ``tasks`` (planning memory) a task is assumed to take one CPU.
     """
     if gpus_per_task is None:
         gpus_per_task = 1.0 if cluster.get("GPU", 0) > 0 else 0.0
@@ -103,7 +105,8 @@ def plan_resources(
     if cpus_per_task is None:
         if largest < 1:
             raise StylelabError("the Ray cluster has no CPUs (and no GPUs); start a worker node first")
-        cpus_per_task = min(DEFAULT_CPUS_PER_TASK, largest)
+        share = int(cluster.get("CPU", largest) // tasks) if tasks else 1
+        cpus_per_task = max(1, min(share, largest))
     return TaskResources(cpus_per_task, 0, cpus_per_task, max(1, largest // cpus_per_task))
 
 
@@ -332,7 +335,6 @@ class RayExecutor:
         self.cpus_per_task, self.gpus_per_task, self.retries = cpus_per_task, gpus_per_task, retries
         self.runs_dir = str(Path(runs_dir).resolve()) if runs_dir is not None else None
         self._started = False  # this executor called ray.init (and so shuts it down)
-        self._resources: TaskResources | None = None
         self._memory: int | None = None
 
     # ------------------------------------------------------------ connection
@@ -360,13 +362,12 @@ class RayExecutor:
             import_ray().shutdown()
             self._started = False
 
-    def resources(self) -> TaskResources:
-        if self._resources is None:
-            ray = import_ray()
-            self.connect()
-            nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-            self._resources = plan_resources(ray.cluster_resources(), nodes, self.cpus_per_task, self.gpus_per_task)
-        return self._resources
+    def resources(self, tasks: int | None = None) -> TaskResources:
+        """What each task asks for, when ``tasks`` of them are to run (see ``plan_resources``)."""
+        ray = import_ray()
+        self.connect()
+        nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+        return plan_resources(ray.cluster_resources(), nodes, self.cpus_per_task, self.gpus_per_task, tasks)
 
     def worker_memory(self) -> int:
         """Bytes one task may plan with: a worker's free memory (GPU memory on GPU nodes)
@@ -398,7 +399,7 @@ class RayExecutor:
             self.close()
 
     def _run(self, ray, batches, deliver, events, stop) -> None:
-        res = self.resources()
+        res = self.resources(len(batches))
         remote = ray.remote(run_batch).options(
             **res.options(), max_retries=self.retries, retry_exceptions=True, name="stylelab-batch"
         )
@@ -497,8 +498,10 @@ def describe(executor: RayExecutor) -> str:
     res = executor.resources()
     cluster = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    what = f"{res.num_gpus:g} GPU" if res.num_gpus else f"{res.num_cpus:g} CPU"
-    return (
-        f"Ray: {nodes} node(s), {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; "
-        f"each task {what}, {res.threads} torch thread(s)"
-    )
+    if res.num_gpus:
+        each = f"{res.num_gpus:g} GPU and {res.num_cpus:g} CPU each"
+    elif executor.cpus_per_task:
+        each = f"{res.num_cpus:g} CPU (and torch threads) each"
+    else:
+        each = "the CPUs shared among them"
+    return f"Ray: {nodes} node(s), {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; tasks: {each}"

@@ -109,12 +109,16 @@ def test_resources_one_gpu_per_task_where_there_are_gpus_else_a_few_cpus():
     gpu = plan_resources({"CPU": 16, "GPU": 2}, [8, 8])
     assert (gpu.num_gpus, gpu.num_cpus, gpu.threads, gpu.per_node) == (1, 1, 1, 1)
     assert plan_resources({"CPU": 16, "GPU": 2}, [8, 8], gpus_per_task=0.5).per_node == 2
-    cpu = plan_resources({"CPU": 40}, [32, 8])
-    assert (cpu.num_gpus, cpu.num_cpus, cpu.threads, cpu.per_node) == (0, 4, 4, 8)
-    small = plan_resources({"CPU": 2}, [2])
-    assert (small.num_cpus, small.threads, small.per_node) == (2, 2, 1)
+    # Without a number of CPUs per task, the cluster's CPUs are shared among the tasks to run.
+    many = plan_resources({"CPU": 40}, [32, 8], tasks=100)
+    assert (many.num_gpus, many.num_cpus, many.threads, many.per_node) == (0, 1, 1, 32)
+    few = plan_resources({"CPU": 40}, [32, 8], tasks=4)
+    assert (few.num_cpus, few.threads, few.per_node) == (10, 10, 3)
+    assert plan_resources({"CPU": 40}, [32, 8], tasks=1).num_cpus == 32  # never more than a node has
+    assert plan_resources({"CPU": 40}, [32, 8]).num_cpus == 1  # for planning memory: the smallest task
+    fixed = plan_resources({"CPU": 2}, [2], cpus_per_task=2, tasks=10)
+    assert (fixed.num_cpus, fixed.threads, fixed.per_node) == (2, 2, 1)
     assert plan_resources({"CPU": 2, "GPU": 1}, [2], gpus_per_task=0).num_gpus == 0
-    assert plan_resources({"CPU": 2}, [2], cpus_per_task=1).per_node == 2
 
 
 def test_an_address_that_does_not_answer_fails_in_seconds():
