@@ -333,10 +333,12 @@ def sweep_command(
 
     todo = sweep.pending(specs, folder / "runs", redo)
     runner = _sweep_executor(executor, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder)
-    if runner is not None and todo and not quiet:
-        from .ray_executor import describe
+    if runner is not None and todo:
+        runner.connect()  # before the experiment folder is written: an unreachable cluster costs nothing
+        if not quiet:
+            from .ray_executor import describe
 
-        err.print(describe(runner), highlight=False)
+            err.print(describe(runner), highlight=False)
     if quiet:
         summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo, executor=runner)
     else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import threading
 import time
@@ -39,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import images
+from . import __version__, images
 from .errors import StylelabError
 from .events import Callback, Done, Event, Failed, Snapshot, Started, Step
 from .experiments import RunSpec
@@ -198,10 +199,17 @@ def run_batch(
     runs_dir: str | None,
     paths: list[str],
     *data: bytes,
+    version: str = __version__,
 ) -> list[Outcome]:
-    """A Ray task: run ``batch`` with the image files ``data`` standing in for ``paths``."""
+    """A Ray task: run ``batch`` with the image files ``data`` standing in for ``paths``.
+
+    ``version`` is the driver's stylelab: a node with another would make other runs.
+    """
     import torch
 
+    if version != __version__:
+        why = f"{socket.gethostname()} has stylelab {__version__}, the driver {version}; install one version everywhere"
+        return [Outcome(spec.name, error=why) for spec in batch.runs]
     torch.set_num_threads(max(1, int(threads)))
     todo = list(zip(batch.runs, items))
     outcomes: list[Outcome] = []
@@ -353,7 +361,11 @@ class RayExecutor:
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-            raise StylelabError(f"cannot start or reach {where}: {_reason(exc)}") from None
+            hint = ""
+            if self.address not in (None, "auto") and "RAY_AUTH_MODE" not in os.environ:
+                # Clusters started by `ray start` use token authentication unless told otherwise.
+                hint = " (if the cluster uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN)"
+            raise StylelabError(f"cannot start or reach {where}: {_reason(exc)}{hint}") from None
         self._started = True
 
     def close(self) -> None:
@@ -415,7 +427,8 @@ class RayExecutor:
             first += len(batch.runs)
             paths = batch_inputs(batch)
             data = [shipped[path] for path in paths]
-            tasks[remote.remote(batch, items, res.threads, inbox, self.runs_dir, paths, *data)] = _Task(batch, items)
+            ref = remote.remote(batch, items, res.threads, inbox, self.runs_dir, paths, *data, version=__version__)
+            tasks[ref] = _Task(batch, items)
         delivered: set[str] = set()
 
         def read_progress() -> None:

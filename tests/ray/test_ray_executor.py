@@ -330,3 +330,15 @@ def test_the_executor_stops_when_asked(ray_cluster, tiny_images, tmp_path):
     exp = experiment(tiny_images)
     summary = sweep.run_sweep(exp, out=tmp_path / "exp", executor=RayExecutor(), stop=stop)
     assert summary.interrupted and summary.written == [] and list((tmp_path / "exp" / "runs").iterdir()) == []
+
+
+def test_a_node_with_another_stylelab_version_runs_nothing(tiny_images, tmp_path):
+    from stylelab.ray_executor import run_batch
+
+    batch = sweep.plan_batches(experiment(tiny_images).plan(), 8)[0]
+    paths = [batch.content, *(spec.style for spec in batch.runs)]
+    data = [Path(p).read_bytes() for p in paths]
+    outcomes = run_batch(batch, [0, 1], 1, None, str(tmp_path), paths, *data, version="0.0.0-elsewhere")
+    assert [o.name for o in outcomes] == [spec.name for spec in batch.runs]
+    assert all("the driver 0.0.0-elsewhere" in o.error and o.record is None for o in outcomes)
+    assert list(tmp_path.iterdir()) == []
