@@ -1,6 +1,7 @@
-"""The Ray executor: same run folders as the local one, retries, Ctrl-C, failures, resuming.
+"""The Ray executor (ray_executor.py, ray_worker.py): same run folders as the local one, retries,
+Ctrl-C, failures, resuming.
 
-Every test but the first two uses the session's local Ray instance of 2 CPUs
+Tests taking the ray_cluster fixture use the session's local Ray instance of 2 CPUs
 (conftest.py); images are 40-48 px and runs 3-20 steps.
 """
 
@@ -173,7 +174,7 @@ def test_shared_dir_workers_write_the_same_folders(ray_cluster, local_sweep, tin
 
 def test_a_retried_task_keeps_the_folders_an_earlier_attempt_finished(local_sweep, tiny_images, tmp_path):
     """In shared-dir mode an attempt that died after writing one run's folder is not redone for it."""
-    from stylelab.ray_executor import run_batch
+    from stylelab.ray_worker import run_batch
 
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
@@ -333,7 +334,7 @@ def test_the_executor_stops_when_asked(ray_cluster, tiny_images, tmp_path):
 
 
 def test_a_node_with_another_stylelab_version_runs_nothing(tiny_images, tmp_path):
-    from stylelab.ray_executor import run_batch
+    from stylelab.ray_worker import run_batch
 
     batch = sweep.plan_batches(experiment(tiny_images).plan(), 8)[0]
     paths = [batch.content, *(spec.style for spec in batch.runs)]
