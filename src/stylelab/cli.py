@@ -19,6 +19,7 @@ from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -272,6 +273,28 @@ def sweep_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and batches; run nothing."),
     report: bool = typer.Option(False, "--report", help="Write report.html and report.pdf at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    executor: str = typer.Option("local", "--executor", help="local (here, batch after batch) or ray (docs/ray.md)."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray instance)."
+    ),
+    shared_dir: bool = typer.Option(
+        False,
+        "--shared-dir",
+        help="Ray workers write run folders themselves (the folder is on a file system all nodes mount).",
+    ),
+    num_cpus: int | None = typer.Option(
+        None, "--num-cpus", min=1, help="CPUs of the local Ray instance (default: all)."
+    ),
+    cpus_per_task: int | None = typer.Option(
+        None,
+        "--cpus-per-task",
+        min=1,
+        help="CPUs and torch threads per Ray task without a GPU (default: the CPUs shared among the tasks).",
+    ),
+    gpus_per_task: float | None = typer.Option(
+        None, "--gpus-per-task", min=0, help="GPUs per Ray task (default 1 where the cluster has GPUs; 0: CPUs only)."
+    ),
+    retries: int = typer.Option(2, "--retries", min=0, help="Times a failed Ray task is tried again."),
     **settings,
 ):
     """Run content x styles x recipes x --set values into one experiment folder (resumable)."""
@@ -312,11 +335,20 @@ def sweep_command(
     from .progress import SweepProgress
 
     todo = sweep.pending(specs, folder / "runs", redo)
+    runner = _sweep_executor(executor, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder)
+    if runner is not None and todo:
+        runner.connect()  # before the experiment folder is written: an unreachable cluster costs nothing
+        if not quiet:
+            from .ray_executor import describe
+
+            err.print(describe(runner), highlight=False)
     if quiet:
-        summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo)
+        summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo, executor=runner)
     else:
         with SweepProgress(len(todo), description=f"{exp.name}: {len(todo)} runs") as bar:
-            summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo, events=bar, on_run=bar.run_finished)
+            summary = sweep.run_sweep(
+                exp, out=folder, max_batch=batch, redo=redo, executor=runner, events=bar, on_run=bar.run_finished
+            )
     done = len(summary.written)
     err.print(
         f"{folder}: {done} run(s) written in {summary.elapsed:.0f}s, {summary.skipped} already done"
@@ -325,6 +357,11 @@ def sweep_command(
     if summary.interrupted:
         err.print(f"stopped with {summary.remaining} run(s) left; the same command continues")
         raise typer.Exit(130)
+    for run_name, why in summary.failed:
+        err.print(f"[red]failed:[/] {run_name}: {escape(why)}", highlight=False)
+    if summary.failed:
+        err.print(f"{len(summary.failed)} run(s) failed; the same command tries them again")
+        raise typer.Exit(1)
     if report:
         from .report import write_report
 
@@ -332,6 +369,28 @@ def sweep_command(
         err.print("report: " + ", ".join(str(p) for p in paths))
     elif not quiet:
         err.print(f"next: stylelab report {folder}")
+
+
+def _sweep_executor(kind, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder):
+    """None for the local executor, else a RayExecutor; Ray-only options without --executor ray are an error."""
+    if kind == "local":
+        given = {"--address": address, "--shared-dir": shared_dir or None, "--num-cpus": num_cpus}
+        given.update({"--cpus-per-task": cpus_per_task, "--gpus-per-task": gpus_per_task})
+        if any(v is not None for v in given.values()):
+            raise StylelabError(f"{next(k for k, v in given.items() if v is not None)} goes with --executor ray")
+        return None
+    if kind != "ray":
+        raise StylelabError(f"--executor is local or ray, not {kind!r}")
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(
+        address,
+        num_cpus=num_cpus,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+        retries=retries,
+        runs_dir=folder / "runs" if shared_dir else None,
+    )
 
 
 @app.command("report", no_args_is_help=True)
@@ -422,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(returned, int):  # click returns Exit codes instead of raising without standalone mode
             code = returned
     except StylelabError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # a message may hold [brackets]
         code = 2
     except click.exceptions.Exit as exc:
         code = exc.exit_code

@@ -144,6 +144,7 @@ def execute_batch(
         callbacks=[*sinks, *callbacks],
         stop=stop,
         labels=[spec.name for spec in batch.runs],
+        init=inputs.get(batch.recipe.init) if inputs else None,  # an init image given as a path
     )
     records = []
     for spec, rec in zip(batch.runs, recorders):
@@ -167,14 +168,18 @@ def execute_batch(
     return records
 
 
-Deliver = Callable[[RunSpec, RunRecord], None]
+# deliver(spec, record, *, written=False): ``written`` when the executor's worker already wrote
+# the run folder itself (on a file system the driver shares); the driver then only counts it.
+Deliver = Callable[..., None]
 
 
 class Executor(Protocol):
     """Runs batches and hands each run's record to ``deliver`` (in the driver's process).
 
     It stops starting batches once ``stop`` is set; records of runs cut short
-    come back with status ``cancelled`` and are not written.
+    come back with status ``cancelled`` and are not written. A run that could
+    not be done comes back with status ``error`` and its reason as ``message``;
+    it is reported, not written, and the next sweep tries it again.
     """
 
     def run(
@@ -206,6 +211,7 @@ class SweepSummary:
     skipped: int = 0
     written: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run, why) for runs not done
     interrupted: bool = False
     elapsed: float = 0.0
 
@@ -269,15 +275,21 @@ def run_sweep(
     def limit(spec: RunSpec) -> int:
         key = (spec.content, spec.recipe.to_toml())
         if key not in limits:
-            limits[key] = batch_limit(spec.recipe, spec.content, max_batch)
+            # An executor whose workers are elsewhere says how much memory one of them has.
+            free = getattr(executor, "worker_memory", lambda: None)()
+            limits[key] = batch_limit(spec.recipe, spec.content, max_batch, free)
         return limits[key]
 
     batches = plan_batches(todo, limit)
 
-    def deliver(spec: RunSpec, record: RunRecord) -> None:
+    def deliver(spec: RunSpec, record: RunRecord, *, written: bool = False) -> None:
         if record.status == "cancelled":
             return  # not finished: the next sweep runs it again
-        write_run(runs_dir / spec.name, record)
+        if record.status == "error":
+            summary.failed.append((spec.name, record.message))
+            return
+        if not written:
+            write_run(runs_dir / spec.name, record)
         summary.written.append(spec.name)
         if record.status != "done":
             summary.diverged.append(spec.name)
