@@ -243,6 +243,7 @@ def recipe_values(data: dict, origin: str = "recipe") -> dict:
     if base:
         text, base_origin = recipe_source(base)
         values = recipe_values(_read_toml(text, base_origin), base_origin)
+        values.pop("name", None)  # a recipe built on "default" is not itself "default"
     for key, value in data.items():
         if key not in FIELDS:
             raise RecipeError(f"{origin}: {_unknown_key_message(key)}")
