@@ -203,6 +203,7 @@ class _Run:
         self.status = ["done"] * batch
         self.messages = [""] * batch
         self.active = torch.ones(batch, dtype=torch.bool, device=device)
+        self.diverged = torch.zeros(batch, dtype=torch.bool, device=device)
         self.step = 0
         self.t0 = time.perf_counter()
 
@@ -250,7 +251,7 @@ def run_scale(
             finite_img = torch.isfinite(x).flatten(1).all(1)
             for i in torch.nonzero(run.active & ~finite_img).flatten().tolist():
                 _fail(run, i, _divergence_message(recipe, run.step, "image"))
-            x.copy_(torch.where(run.active.view(-1, 1, 1, 1), x, last_good))
+            x.copy_(torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x))
         elapsed = time.perf_counter() - run.t0
         for i in range(run.batch):
             if run.status[i] == "done":
@@ -259,12 +260,14 @@ def run_scale(
                 run.emit(Step(i, run.step, run.total, row, elapsed, scale))
         if recipe.save_every and run.step % recipe.save_every == 0 and run.step < run.total:
             _snapshots(run, x, finish)
-    return torch.where(run.active.view(-1, 1, 1, 1), x.detach(), last_good)
+    # Diverged items go back to their last good image; cancelled ones keep where they got to.
+    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach())
 
 
 def _fail(run: _Run, i: int, message: str) -> None:
     run.status[i], run.messages[i] = "diverged", message
     run.active[i] = False
+    run.diverged[i] = True
 
 
 def _snapshots(run: _Run, x: torch.Tensor, finish) -> None:
