@@ -80,6 +80,14 @@ def _option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def recipe_parameters() -> list[inspect.Parameter]:
     """One typer option per Recipe field, all defaulting to None (= keep the recipe's value)."""
     params = []
@@ -88,16 +96,22 @@ def recipe_parameters() -> list[inspect.Parameter]:
             continue
         t = str(f.type).replace(" ", "")
         if t.startswith("tuple[str"):
-            annotation = Optional[list[str]]
+            annotation, metavar = Optional[list[str]], "NAME..."
         elif t.startswith("tuple[float"):
-            annotation = Optional[list[float]]
+            annotation, metavar = Optional[list[float]], "X..."
         elif t.startswith("int"):
-            annotation = Optional[int]
+            annotation, metavar = Optional[int], "N"
         elif t.startswith("float"):
-            annotation = Optional[float]
+            annotation, metavar = Optional[float], "X"
         else:
-            annotation = Optional[str]
-        option = typer.Option(None, _option_name(f.name), help=f.metadata["help"], rich_help_panel="Recipe settings")
+            annotation, metavar = Optional[str], "|".join(f.metadata.get("choices", ())) or "TEXT"
+        option = typer.Option(
+            None,
+            _option_name(f.name),
+            help=f.metadata["help"] + ("" if f.default is None else f" [default: {_default_text(f.default)}]"),
+            metavar=metavar,
+            rich_help_panel="Recipe settings",
+        )
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return params
 

@@ -18,6 +18,7 @@ from typing import Any
 from . import layers as layer_names
 from .errors import RecipeError
 from .losses import NORMALIZATIONS
+from .optimizers import DEFAULT_LR
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 INITS = ("content", "style", "noise")
@@ -41,7 +42,12 @@ class Recipe:
     description: str = _f("", "One line saying what the recipe is for.", cli=False)
     steps: int = _f(300, "Optimisation steps at the final scale (one step = one forward/backward pass).")
     optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
-    lr: float | None = _f(None, "Step size; empty means the optimiser's own default (lbfgs 1, adam 0.02, sgd 0.005).")
+    lr: float | None = _f(
+        None,
+        "Step size; empty means the optimiser's own default ("
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+        + ").",
+    )
     content_weight: float = _f(1.0, "Weight of the content term.")
     style_weight: float = _f(5.0, "Weight of the style term.")
     tv_weight: float = _f(0.0, "Weight of the total-variation (smoothness) term.")

@@ -181,3 +181,16 @@ def test_recipes_are_frozen_and_hashable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.steps = 3  # type: ignore[misc]
     assert hash(r) == hash(Recipe())
+
+
+def test_the_default_preset_states_the_dataclass_defaults():
+    """default.toml and Recipe() must not drift apart: the CLI's help shows Recipe()'s values."""
+    preset, plain = load_recipe("default"), Recipe()
+    assert preset.diff(plain) == {}
+
+
+def test_lr_help_names_each_optimisers_default():
+    from stylelab.optimizers import DEFAULT_LR
+
+    for name, lr in DEFAULT_LR.items():
+        assert f"{name} {lr:g}" in FIELDS["lr"].metadata["help"]
