@@ -210,3 +210,47 @@ def test_version(capsys):
 def test_png_metadata_survives(tmp_path):
     path = images.save_png(Image.new("RGB", (2, 2)), tmp_path / "x.png", {"stylelab": json.dumps({"a": 1})})
     assert json.loads(images.read_png_text(path)["stylelab"]) == {"a": 1}
+
+
+@pytest.mark.slow
+def test_divergence_writes_the_last_good_image_and_exits_3(capsys, tmp_path, tiny_paths, monkeypatch):
+    """Decided: a diverged run still writes its last good image (never a black one), warns, and exits 3."""
+    from tests.core.test_engine import PoisonAt
+
+    content, style = tiny_paths
+    good = tmp_path / "good.png"
+    args = ["--size", "32", "--device", "cpu", "--quiet", "--optimizer", "sgd"]
+    assert run_cli(capsys, "run", content, "--style", style, "-o", good, "--steps", "3", *args)[0] == 0
+    PoisonAt(monkeypatch, 5)
+    out, run_dir = tmp_path / "out.png", tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "run", content, "--style", style, "-o", out, "--run-dir", run_dir, "--steps", "50", *args
+    )
+    assert code == 3
+    assert "diverged at step 5" in err and "--lr" in err and "--style-weight" in err
+    assert f"wrote the last good image (step 4) to {out}" in err
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(good)))
+    info = read_provenance(out)
+    assert info["status"] == "diverged" and info["steps"] == 4
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "diverged"
+    assert np.array_equal(np.asarray(Image.open(run_dir / "result.png")), np.asarray(Image.open(good)))
+
+
+@pytest.mark.slow
+def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_paths, monkeypatch):
+    from stylelab import losses
+
+    content, style = tiny_paths
+    original = losses.Objective.__call__
+    calls = [0]
+
+    def ctrl_c(obj, features, image):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return original(obj, features, image)
+
+    monkeypatch.setattr(losses.Objective, "__call__", ctrl_c)
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(capsys, "run", content, "--style", style, "-o", out, "--size", "32", "--quiet")
+    assert code == 130 and "nothing written" in err and not out.exists()
