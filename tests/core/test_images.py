@@ -318,3 +318,12 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
         images.save_png(Image.new("RGB", (8, 8), "blue"), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.png"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = images.save_png(Image.new("RGB", (2, 2)), tmp_path / "shared.png")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any file the user makes
