@@ -30,6 +30,8 @@ from .losses import Objective, blend_grams, gram_matrix
 from .recipes import INITS, Recipe
 from .vgg import VGG19, build
 
+NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
+
 
 @dataclass
 class Result:
@@ -161,8 +163,11 @@ def init_image(prep: Prepared, recipe: Recipe, size: tuple[int, int], batch: int
     elif recipe.init == "style":
         x = torch.cat([images.to_tensor(item[0].resize((w, h), images.RESAMPLE)) for item in prep.styles])
     else:
+        # Mid-grey with faint noise (uniform, +-NOISE_AMPLITUDE), as Gatys-style code starts from
+        # near-zero noise: full-range noise leaves a grain that a default-length run never removes.
         gen = torch.Generator().manual_seed(recipe.seed)
-        x = torch.rand((1, 3, h, w), generator=gen).repeat(batch, 1, 1, 1)
+        noise = torch.rand((1, 3, h, w), generator=gen)
+        x = (0.5 + NOISE_AMPLITUDE * (2 * noise - 1)).repeat(batch, 1, 1, 1)
     return x.to(device)
 
 

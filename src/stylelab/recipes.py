@@ -61,7 +61,7 @@ class Recipe:
     style_layer_weights: tuple[float, ...] | None = _f(None, "One weight per style layer (default: equal).")
     style_weights: tuple[float, ...] | None = _f(None, "Blend weights, one per style image (default: equal).")
     style_scale: float = _f(1.0, "Size of the style images relative to the output's longest side.")
-    init: str = _f("content", "Start image: content, style, noise, or an image path.")
+    init: str = _f("content", "Start image: content, style, noise (grey with faint noise from --seed), or a path.")
     size: int = _f(512, "Longest side of the output in pixels.")
     save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")
     seed: int = _f(0, "Random seed; the same seed repeats a CPU run bit for bit.")
