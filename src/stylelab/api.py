@@ -38,7 +38,8 @@ def stylize(
     """Paint ``content`` in the manner of ``style`` (one image or a list to blend).
 
     Args:
-        content: a path, PIL image or array (HxW, HxWx3, HxWx4; uint8, uint16 or float 0..1).
+        content: a path, PIL image, array or tensor (HxW, HxWx3, HxWx4 or CxHxW; uint8, uint16, or
+            float in 0..1, or in 0..255 when its values go past 1.5).
         style: one such image or a list of them (blended with ``style_weights``).
         recipe: a preset name (``stylelab recipes``), a recipe TOML file, or a Recipe.
         callback: called with every event (Started, Step, Snapshot, Done, Failed);

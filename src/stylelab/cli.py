@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -79,6 +80,14 @@ def _option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def recipe_parameters() -> list[inspect.Parameter]:
     """One typer option per Recipe field, all defaulting to None (= keep the recipe's value)."""
     params = []
@@ -87,16 +96,22 @@ def recipe_parameters() -> list[inspect.Parameter]:
             continue
         t = str(f.type).replace(" ", "")
         if t.startswith("tuple[str"):
-            annotation = Optional[list[str]]
+            annotation, metavar = Optional[list[str]], "NAME..."
         elif t.startswith("tuple[float"):
-            annotation = Optional[list[float]]
+            annotation, metavar = Optional[list[float]], "X..."
         elif t.startswith("int"):
-            annotation = Optional[int]
+            annotation, metavar = Optional[int], "N"
         elif t.startswith("float"):
-            annotation = Optional[float]
+            annotation, metavar = Optional[float], "X"
         else:
-            annotation = Optional[str]
-        option = typer.Option(None, _option_name(f.name), help=f.metadata["help"], rich_help_panel="Recipe settings")
+            annotation, metavar = Optional[str], "|".join(f.metadata.get("choices", ())) or "TEXT"
+        option = typer.Option(
+            None,
+            _option_name(f.name),
+            help=f.metadata["help"] + ("" if f.default is None else f" [default: {_default_text(f.default)}]"),
+            metavar=metavar,
+            rich_help_panel="Recipe settings",
+        )
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return params
 
@@ -123,6 +138,19 @@ def with_recipe_options(func):
 
 def _default_output(content: str) -> Path:
     return Path(Path(content).stem + "-stylised.png")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before the run, an output that could not be written after it."""
+    if path.is_dir() and path.suffix.lower() == ".png":
+        raise StylelabError(f"cannot write {path}: it is a folder")
+    parent = path.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StylelabError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StylelabError(f"cannot write {path}: no permission to write in {parent}")
 
 
 @app.command("run", no_args_is_help=True)
@@ -159,6 +187,11 @@ def run_command(
     output = output or _default_output(content)
     if output.suffix.lower() != ".png":
         raise StylelabError(f"the output must be a .png file (it carries the settings), not {output}")
+    check_writable(output)
+    if run_dir is not None:
+        check_writable(run_dir)
+    # Stored as absolute paths, so `run --from` repeats the run from any folder.
+    content, styles = str(Path(content).resolve()), [str(Path(s).resolve()) for s in styles]
     callbacks = []
     if run_dir is not None:
         callbacks.append(RunWriter(run_dir, content, styles))
@@ -173,8 +206,6 @@ def run_command(
     if result.status == "cancelled":
         err.print(f"cancelled after {result.steps} steps: nothing written to {output}")
         raise typer.Exit(130)
-    if result.status == "diverged" and result.steps == 0:
-        raise StylelabError(result.message)
     from .images import save_png
 
     info = provenance(
@@ -471,6 +502,11 @@ def _root(
 # ---------------------------------------------------------------- entry point
 
 
+def _error(message: str) -> None:
+    # Escaped: paths and layer names may contain [brackets] that rich would read as markup.
+    err.print(f"[red]error:[/] {escape(' '.join(message.splitlines()))}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
     args = expand_multi_values(list(sys.argv[1:] if argv is None else argv))
@@ -481,13 +517,21 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(returned, int):  # click returns Exit codes instead of raising without standalone mode
             code = returned
     except StylelabError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)  # a message may hold [brackets]
+        _error(str(exc))
         code = 2
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except click.exceptions.UsageError as exc:
+        # One line like every other bad input; `--help` has the full usage.
+        command_path = exc.ctx.command_path if exc.ctx else "stylelab"
+        _error(f"{exc.format_message()} (see: {command_path} --help)")
         code = exc.exit_code
+    except click.exceptions.ClickException as exc:
+        _error(exc.format_message())
+        code = exc.exit_code
+    except OSError as exc:  # a disk that filled up or went away mid-run: say so, no traceback
+        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        code = 2
     except (click.exceptions.Abort, KeyboardInterrupt):
         err.print("interrupted")
         code = 130

@@ -30,6 +30,8 @@ from .losses import Objective, blend_grams, gram_matrix
 from .recipes import INITS, Recipe
 from .vgg import VGG19, build
 
+NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
+
 
 @dataclass
 class Result:
@@ -161,8 +163,11 @@ def init_image(prep: Prepared, recipe: Recipe, size: tuple[int, int], batch: int
     elif recipe.init == "style":
         x = torch.cat([images.to_tensor(item[0].resize((w, h), images.RESAMPLE)) for item in prep.styles])
     else:
+        # Mid-grey with faint noise (uniform, +-NOISE_AMPLITUDE), as Gatys-style code starts from
+        # near-zero noise: full-range noise leaves a grain that a default-length run never removes.
         gen = torch.Generator().manual_seed(recipe.seed)
-        x = torch.rand((1, 3, h, w), generator=gen).repeat(batch, 1, 1, 1)
+        noise = torch.rand((1, 3, h, w), generator=gen)
+        x = (0.5 + NOISE_AMPLITUDE * (2 * noise - 1)).repeat(batch, 1, 1, 1)
     return x.to(device)
 
 
@@ -203,6 +208,7 @@ class _Run:
         self.status = ["done"] * batch
         self.messages = [""] * batch
         self.active = torch.ones(batch, dtype=torch.bool, device=device)
+        self.diverged = torch.zeros(batch, dtype=torch.bool, device=device)
         self.step = 0
         self.t0 = time.perf_counter()
 
@@ -250,7 +256,7 @@ def run_scale(
             finite_img = torch.isfinite(x).flatten(1).all(1)
             for i in torch.nonzero(run.active & ~finite_img).flatten().tolist():
                 _fail(run, i, _divergence_message(recipe, run.step, "image"))
-            x.copy_(torch.where(run.active.view(-1, 1, 1, 1), x, last_good))
+            x.copy_(torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x))
         elapsed = time.perf_counter() - run.t0
         for i in range(run.batch):
             if run.status[i] == "done":
@@ -259,12 +265,14 @@ def run_scale(
                 run.emit(Step(i, run.step, run.total, row, elapsed, scale))
         if recipe.save_every and run.step % recipe.save_every == 0 and run.step < run.total:
             _snapshots(run, x, finish)
-    return torch.where(run.active.view(-1, 1, 1, 1), x.detach(), last_good)
+    # Diverged items go back to their last good image; cancelled ones keep where they got to.
+    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach())
 
 
 def _fail(run: _Run, i: int, message: str) -> None:
     run.status[i], run.messages[i] = "diverged", message
     run.active[i] = False
+    run.diverged[i] = True
 
 
 def _snapshots(run: _Run, x: torch.Tensor, finish) -> None:

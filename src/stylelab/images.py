@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -54,6 +54,8 @@ def open_image(src, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 raise ImageError(f"no such file: {name}")
             if path.is_dir():
                 raise ImageError(f"{name} is a folder, not an image")
+            if path.stat().st_size == 0:
+                raise ImageError(f"{name} is empty (0 bytes), not an image")
             fp = path
         try:
             with warnings.catch_warnings():
@@ -85,6 +87,8 @@ def open_image(src, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 def _from_array(a: np.ndarray) -> Image.Image:
     a = np.asarray(a)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]  # a batch of one, as tensors often come
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
         a = np.moveaxis(a, 0, -1)  # CHW -> HWC
     if a.ndim == 3 and a.shape[-1] == 1:
@@ -101,7 +105,10 @@ def _from_array(a: np.ndarray) -> Image.Image:
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
             raise ImageError("image array contains NaN or inf")
-        a = (np.clip(a, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        # Floats are 0..1 by convention; an array whose values go well past 1 is 0..255
+        # (np.asarray(img, dtype=float)), and clipping it would give a white picture.
+        top = 255.0 if a.max() > 1.5 else 1.0
+        a = (np.clip(a / top, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     else:
         a = np.clip(a, 0, 255).astype(np.uint8)
     return Image.fromarray(a)
@@ -173,7 +180,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write a file so it is either complete or absent: temp file, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # Not tempfile.mkstemp: its files are private (0600), and a result should get the
+    # permissions any new file gets (0666 minus the umask).
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

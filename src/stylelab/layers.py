@@ -73,6 +73,16 @@ _ALIASES.update({str(layer.index): layer.name for layer in LAYERS})
 CONV_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS if layer.kind == "conv")
 
 
+def _convention(key: str) -> str:
+    if key.startswith("block"):
+        return "keras"
+    if key.startswith("features") or key.isdigit():
+        return "torchvision"
+    if re.fullmatch(r"[a-z]+_\d+", key):
+        return "tutorial"
+    return "gatys"
+
+
 def resolve(name: str) -> str:
     """Return the canonical name of a layer given in any supported convention.
 
@@ -85,7 +95,11 @@ def resolve(name: str) -> str:
     key = str(name).strip().lower()
     if key in _ALIASES:
         return _ALIASES[key]
-    close = difflib.get_close_matches(key, [k for k in _ALIASES if not k.isdigit()], n=3, cutoff=0.5)
+    # Suggest names in the convention the user wrote first: relu3_5 -> relu3_4, not relu_5.
+    family = [k for k in _ALIASES if not k.isdigit() and _convention(k) == _convention(key)]
+    close = difflib.get_close_matches(key, family, n=3, cutoff=0.5) or difflib.get_close_matches(
+        key, [k for k in _ALIASES if not k.isdigit()], n=3, cutoff=0.5
+    )
     hint = f"; nearest: {', '.join(close)}" if close else ""
     if re.fullmatch(r"pool_\d+", key):
         hint += " (tutorial numbering: pool_2, pool_4, pool_8, pool_12, pool_16)"

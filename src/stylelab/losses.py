@@ -57,6 +57,11 @@ import torch
 NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 up to float32 for the sums; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
     """Gram matrices of a batch of feature maps.
 
@@ -65,9 +70,7 @@ def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torc
         bf16 features do not overflow or lose the sums.
     """
     b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    if f.dtype in (torch.float16, torch.bfloat16):
-        f = f.float()
+    f = _wide(features.reshape(b, c, h * w))
     g = torch.bmm(f, f.transpose(1, 2))
     if normalization == "stylelab":
         return g / (h * w)
@@ -90,8 +93,8 @@ def content_term(features: torch.Tensor, target: torch.Tensor, normalization: st
     Shape:
         features: (B, C, H, W); target: (1 or B, C, H, W); returns (B,).
     """
-    features = features.float()
-    target = target.float()
+    features = _wide(features)
+    target = _wide(target).to(features.dtype)
     err = _per_image_mean((features - target) ** 2)
     if normalization == "stylelab":
         return err / _per_image_mean(target**2).clamp_min(1e-12)
@@ -124,7 +127,7 @@ def tv_term(image: torch.Tensor, normalization: str = "stylelab") -> torch.Tenso
     Shape:
         image: (B, 3, H, W) RGB in 0..1; returns (B,).
     """
-    image = image.float()
+    image = _wide(image)
     dy = image[:, :, 1:, :] - image[:, :, :-1, :]
     dx = image[:, :, :, 1:] - image[:, :, :, :-1]
     if normalization == "family-b":

@@ -25,6 +25,11 @@ def _per_image(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """The optimiser's working precision: float32, or float64 when the image is float64."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 class Optimizer:
     """Update ``x`` in place from its gradient; images where ``active`` is False stay put."""
 
@@ -43,6 +48,11 @@ class LBFGS(Optimizer):
     that make it safe with projection onto the pixel range: the curvature pair is
     taken from the points actually visited, and a pair failing the curvature
     condition is dropped for that image only.
+
+    The pairs are stored batched, one ``rho`` per image; a zero ``rho`` makes a
+    pair a no-op for that image. Each image keeps its own ``history`` newest
+    valid pairs (older ones are zeroed for it alone), so an image in a batch
+    follows exactly the path it follows alone.
     """
 
     def __init__(self, lr: float = 1.0, history: int = 20):
@@ -57,23 +67,22 @@ class LBFGS(Optimizer):
 
     @torch.no_grad()
     def step(self, x, grad, active):
-        g = grad.float()
+        g = _wide(grad)
         if self.prev_x is None:
-            self.h_diag = torch.ones(x.shape[0], device=x.device)
+            self.h_diag = torch.ones(x.shape[0], device=x.device, dtype=g.dtype)
             first = True
         else:
             first = False
-            s = x.float() - self.prev_x
+            s = x.to(g.dtype) - self.prev_x
             y = g - self.prev_g
             ys = _dot(y, s)
             ok = (ys > 1e-10) & active
             if bool(ok.any()):
                 rho = torch.where(ok, 1.0 / ys.clamp_min(1e-10), torch.zeros_like(ys))
-                if len(self.s) == self.history:
-                    self.s.pop(0), self.y.pop(0), self.rho.pop(0)
                 self.s.append(s)
                 self.y.append(y)
                 self.rho.append(rho)
+                self._trim_history()
                 yy = _dot(y, y).clamp_min(1e-20)
                 self.h_diag = torch.where(ok, ys / yy, self.h_diag)
         # Two-loop recursion, per image.
@@ -90,15 +99,30 @@ class LBFGS(Optimizer):
         if first:
             t = torch.clamp(1.0 / g.abs().flatten(1).sum(1).clamp_min(1e-20), max=1.0) * self.lr
         else:
-            t = torch.full((x.shape[0],), self.lr, device=x.device)
+            t = torch.full((x.shape[0],), self.lr, device=x.device, dtype=g.dtype)
         # A direction that does not descend (numerical trouble) falls back to the gradient.
         bad = _dot(g, d) >= 0
         if bool(bad.any()):
             d = torch.where(_per_image(bad, d), -g * _per_image(self.h_diag, g), d)
         t = torch.where(active, t, torch.zeros_like(t))
-        self.prev_x = x.float().clone()
+        self.prev_x = x.to(g.dtype).clone()
         self.prev_g = g.clone()
         x.add_((_per_image(t, d) * d).to(x.dtype))
+
+    def _trim_history(self) -> None:
+        rho = torch.stack(self.rho)  # (pairs, B)
+        valid = rho != 0
+        over = valid.sum(0) > self.history
+        if not bool(over.any()):
+            return
+        # Each step adds at most one pair per image, so one pair too many: retire the oldest.
+        oldest = valid.to(torch.uint8).argmax(0)
+        cols = torch.nonzero(over).flatten()
+        rho[oldest[cols], cols] = 0
+        keep = (rho != 0).any(1).tolist()
+        self.s = [v for v, k in zip(self.s, keep) if k]
+        self.y = [v for v, k in zip(self.y, keep) if k]
+        self.rho = [r for r, k in zip(rho.unbind(0), keep) if k]
 
 
 class Adam(Optimizer):
@@ -114,7 +138,7 @@ class Adam(Optimizer):
 
     @torch.no_grad()
     def step(self, x, grad, active):
-        g = grad.float()
+        g = _wide(grad)
         if self.m is None:
             self.m = torch.zeros_like(g)
             self.v = torch.zeros_like(g)
@@ -145,7 +169,7 @@ class SGD(Optimizer):
 
     @torch.no_grad()
     def step(self, x, grad, active):
-        g = grad.float()
+        g = _wide(grad)
         rms = g.pow(2).flatten(1).mean(1).sqrt().clamp_min(1e-20)
         g = g / _per_image(rms, g)
         self.buf = g if self.buf is None else self.buf.mul_(self.momentum).add_(g)
@@ -155,6 +179,9 @@ class SGD(Optimizer):
 
 
 def make(name: str, lr: float | None) -> Optimizer:
+    """A fresh optimiser by name; ``lr=None`` means its default (``DEFAULT_LR``)."""
+    if name not in DEFAULT_LR:
+        raise ValueError(f"unknown optimizer {name!r}")
     lr = DEFAULT_LR[name] if lr is None else lr
     if name == "lbfgs":
         return LBFGS(lr)

@@ -57,10 +57,15 @@ def in_notebook() -> bool:
 
 
 class NotebookDisplay:
-    """Updates one output cell in place with the step, the losses and the latest snapshot."""
+    """Updates one output cell in place with the step, the losses and the latest snapshot.
 
-    def __init__(self):
-        from IPython.display import display
+    ``display`` is IPython's ``display`` function (the default); anything with the
+    same call signature that returns handles with ``update`` will do.
+    """
+
+    def __init__(self, display=None):
+        if display is None:
+            from IPython.display import display
 
         self.text = display({"text/plain": "starting..."}, raw=True, display_id=True)
         self.picture = display({"text/plain": ""}, raw=True, display_id=True)

@@ -18,6 +18,7 @@ from typing import Any
 from . import layers as layer_names
 from .errors import RecipeError
 from .losses import NORMALIZATIONS
+from .optimizers import DEFAULT_LR
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 INITS = ("content", "style", "noise")
@@ -41,7 +42,12 @@ class Recipe:
     description: str = _f("", "One line saying what the recipe is for.", cli=False)
     steps: int = _f(300, "Optimisation steps at the final scale (one step = one forward/backward pass).")
     optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
-    lr: float | None = _f(None, "Step size; empty means the optimiser's own default (lbfgs 1, adam 0.02, sgd 0.005).")
+    lr: float | None = _f(
+        None,
+        "Step size; empty means the optimiser's own default ("
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+        + ").",
+    )
     content_weight: float = _f(1.0, "Weight of the content term.")
     style_weight: float = _f(5.0, "Weight of the style term.")
     tv_weight: float = _f(0.0, "Weight of the total-variation (smoothness) term.")
@@ -55,7 +61,7 @@ class Recipe:
     style_layer_weights: tuple[float, ...] | None = _f(None, "One weight per style layer (default: equal).")
     style_weights: tuple[float, ...] | None = _f(None, "Blend weights, one per style image (default: equal).")
     style_scale: float = _f(1.0, "Size of the style images relative to the output's longest side.")
-    init: str = _f("content", "Start image: content, style, noise, or an image path.")
+    init: str = _f("content", "Start image: content, style, noise (grey with faint noise from --seed), or a path.")
     size: int = _f(512, "Longest side of the output in pixels.")
     save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")
     seed: int = _f(0, "Random seed; the same seed repeats a CPU run bit for bit.")
@@ -247,6 +253,7 @@ def recipe_values(data: dict, origin: str = "recipe") -> dict:
     if base:
         text, base_origin = recipe_source(base)
         values = recipe_values(_read_toml(text, base_origin), base_origin)
+        values.pop("name", None)  # a recipe built on "default" is not itself "default"
     for key, value in data.items():
         if key not in FIELDS:
             raise RecipeError(f"{origin}: {_unknown_key_message(key)}")
