@@ -40,7 +40,7 @@ class Recipe:
 
     name: str = _f("custom", "Name of the recipe (presets: stylelab recipes).", cli=False)
     description: str = _f("", "One line saying what the recipe is for.", cli=False)
-    steps: int = _f(300, "Optimisation steps at the final scale (one step = one forward/backward pass).")
+    steps: int = _f(200, "Optimisation steps at the final scale (one step = one forward/backward pass).")
     optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
     lr: float | None = _f(
         None,

@@ -13,7 +13,7 @@ from stylelab.recipes import FIELDS, Recipe, load_recipe, preset_names, recipe_f
 def test_default_preset_loads_and_matches_the_dataclass_defaults():
     r = load_recipe("default")
     assert r.name == "default"
-    assert r.optimizer == "lbfgs" and r.size == 512 and r.steps == 300
+    assert r.optimizer == "lbfgs" and r.size == 512 and r.steps == Recipe().steps == 200
     assert "default" in preset_names()
 
 
@@ -118,7 +118,7 @@ def test_toml_round_trip_keeps_every_field():
 
 def test_diff_lists_changed_settings_only():
     a, b = Recipe(), Recipe(style_weight=10, steps=5, name="other")
-    assert a.diff(b) == {"style_weight": (5.0, 10.0), "steps": (300, 5)}
+    assert a.diff(b) == {"style_weight": (5.0, 10.0), "steps": (200, 5)}
 
 
 def test_recipe_file_with_base_inherits_and_overrides(tmp_path):
