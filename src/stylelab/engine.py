@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import color, images, optimizers
 from .errors import ImageError, RecipeError
-from .events import Callback, Done, Failed, Snapshot, Started, Step
+from .events import Callback, Done, Failed, ScaleStarted, Snapshot, Started, Step
 from .losses import Objective, blend_grams, gram_matrix
 from .recipes import INITS, Recipe
 from .vgg import VGG19, build
@@ -327,6 +327,9 @@ def stylize_batch(
             if scale == 0 and recipe.save_every:
                 _snapshots(run, x, finish)
             objective = build_targets(net, prep, recipe, longest, device, autocast)
+            for i in range(batch):
+                if run.status[i] == "done":
+                    run.emit(ScaleStarted(i, scale, size, recipe.steps, run.step))
             x = run_scale(run, net, objective, x, recipe.steps, scale, autocast, finish)
             if run.stopped():
                 break
