@@ -134,6 +134,7 @@ def run_command(
     from_png: Path | None = typer.Option(None, "--from", help="Repeat the run that made this stylelab PNG."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Also write a run folder here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    step_stamps: bool = typer.Option(False, "--step-stamps", hidden=True, help="Benchmark hook: a line per step."),
     **settings,
 ):
     """Stylise CONTENT with one or more --style images."""
@@ -161,6 +162,8 @@ def run_command(
     callbacks = []
     if run_dir is not None:
         callbacks.append(RunWriter(run_dir, content, styles))
+    if step_stamps:
+        callbacks.append(_step_stamp)
     from .engine import stylize_one
     from .progress import ProgressBar
 
@@ -195,6 +198,18 @@ def run_command(
         err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})")
         if run_dir is not None:
             err.print(f"run folder: {run_dir}")
+
+
+def _step_stamp(event) -> None:
+    # `stylelab bench` times a fresh process by these lines' arrival: step 0 is
+    # "the first step starts now" (like pastiche's step-0 line), N is "step N done".
+    from .events import ScaleStarted, Step
+
+    if isinstance(event, ScaleStarted) and event.item == 0 and event.scale == 0:
+        sys.stderr.write("stylelab-step 0\n")
+    elif isinstance(event, Step) and event.item == 0:
+        sys.stderr.write(f"stylelab-step {event.step}\n")
+    sys.stderr.flush()
 
 
 @app.command("info")
@@ -264,6 +279,62 @@ def demo_command(
     from .demo import run_demo
 
     run_demo(out_dir, quiet=quiet)
+
+
+@app.command("bench")
+def bench_command(
+    images: Path | None = typer.Option(None, "--images", help="Folder with content/tubingen.jpg and style/*.jpg."),
+    content: Path | None = typer.Option(None, "--content", help="Content image (default: from --images)."),
+    style: Path | None = typer.Option(None, "--style", help="Style image; the batch uses its folder's first 4."),
+    only: str | None = typer.Option(
+        None, "--only", help="Sections, comma-separated: startup,steps,quality,batch,memory."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="One repeat, small sizes, no quality section (minutes)."),
+    repeats: int | None = typer.Option(None, "--repeats", help="Runs per timing (default 3; 1 with --quick)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, auto."),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="Also run pastiche beside stylelab."),
+    json_path: Path = typer.Option(Path("stylelab-bench.json"), "--json", help="Where to write the results."),
+    scratch: Path = typer.Option(Path("stylelab-bench"), "--scratch", help="Folder for the runs' images."),
+    max_busy: float = typer.Option(0.5, "--max-busy", help="Wait while others keep more cores than this busy..."),
+    max_wait: float = typer.Option(60.0, "--max-wait", help="...but at most this many seconds per measurement."),
+    quality_style_weight: float | None = typer.Option(
+        None, "--quality-style-weight", help="style_weight for the time-to-quality run (default: the recipe's)."
+    ),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the table as Markdown (for benchmarks/README.md)."),
+):
+    """Measure stylelab beside pastiche: start-up, step time, time to quality, batching, memory."""
+    from . import bench
+    from .bench import report
+    from .images import atomic_write_text
+
+    if images is None and (content is None or style is None):
+        raise StylelabError(
+            "give --images DIR (holding content/tubingen.jpg, style/starry_night.jpg) or --content and --style"
+        )
+    content_path, style_path, styles = bench.find_images(images or Path("."), content, style)
+    opts = bench.BenchOptions(content_path, style_path, styles, scratch, device=device, peer=peer)
+    if only:
+        opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
+    if quick:
+        opts = opts.quick()
+        if only:  # an explicit --only keeps the sections it names
+            opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
+    if repeats is not None:
+        opts.repeats = max(1, repeats)
+    opts.max_busy, opts.max_wait, opts.quality_style_weight = max_busy, max_wait, quality_style_weight
+    command = "stylelab bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
+    results = bench.run(opts, command=command.strip(), log=lambda line: err.print(line, highlight=False, markup=False))
+    atomic_write_text(json_path, json.dumps(results, indent=1, default=str))
+    if markdown:
+        out.print(report.markdown(results), highlight=False, markup=False)
+    else:
+        t = Table(title=f"stylelab vs pastiche on {results['machine']['cpu']} ({results['machine']['cores']} cores)")
+        for col in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met"):
+            t.add_column(col)
+        for row in report.rows(results):
+            t.add_row(*(row[c] for c in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met")))
+        out.print(t)
+        out.print(f"load (1-min): median {results['load']['median']:.2f}; results in {json_path}")
 
 
 def _version_callback(value: bool):
