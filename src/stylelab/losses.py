@@ -41,18 +41,53 @@ import torch
 NORMALIZATIONS = ("stylelab", "family-a", "family-b")
 
 
+def _as_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) as (B, C, HW) when NCHW-contiguous, else as (B, HW, C); a view either way."""
+    b, c, h, w = features.shape
+    if features.is_contiguous():
+        return features.reshape(b, c, h * w)
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
+
+
+class _Gram(torch.autograd.Function):
+    """F F^T with a one-product backward.
+
+    Autograd's own backward of ``bmm(f, f.T)`` computes two products and adds
+    them; since G is symmetric, ``dF = (dG + dG^T) F`` is one product. The
+    features stay in their memory layout (NCHW or channels-last) both ways.
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
+        m = _as_matrix(features)
+        ctx.save_for_backward(features)
+        if m.shape[1] == features.shape[1]:  # (B, C, HW)
+            return torch.bmm(m, m.transpose(1, 2))
+        return torch.bmm(m.transpose(1, 2), m)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (features,) = ctx.saved_tensors
+        m = _as_matrix(features)
+        sym = grad + grad.transpose(1, 2)
+        b, c, h, w = features.shape
+        if m.shape[1] == c:
+            return torch.bmm(sym, m).view(b, c, h, w)
+        return torch.bmm(m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+
+
 def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
     """Gram matrices of a batch of feature maps.
 
     Shape:
-        features: (B, C, H, W); returns (B, C, C), always float32 or wider so that
-        bf16 features do not overflow or lose the sums.
+        features: (B, C, H, W), NCHW or channels-last; returns (B, C, C), always
+        float32 or wider so that bf16 features do not overflow or lose the sums
+        (also under autocast, which would otherwise run the product in bf16).
     """
     b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    if f.dtype in (torch.float16, torch.bfloat16):
-        f = f.float()
-    g = torch.bmm(f, f.transpose(1, 2))
+    f = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
+    with torch.autocast(f.device.type, enabled=False):
+        g = _Gram.apply(f)
     if normalization == "stylelab":
         return g / (h * w)
     if normalization == "family-a":
