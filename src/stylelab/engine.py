@@ -121,14 +121,22 @@ def _blend_weights(recipe: Recipe, n: int) -> list[float]:
     return list(recipe.style_weights)
 
 
-def build_targets(net: VGG19, prep: Prepared, recipe: Recipe, longest: int, device, autocast) -> Objective:
-    """Content activations and blended style Grams for one scale, computed once."""
+def build_targets(
+    net: VGG19, prep: Prepared, recipe: Recipe, longest: int, device, autocast, content: bool = True
+) -> Objective:
+    """Content activations and blended style Grams for one scale, computed once.
+
+    ``content=False`` leaves the content targets empty, for ``run_scale`` to take
+    from the first step's forward pass when the start image is the content image
+    (the same activations: one forward pass less before the first step).
+    """
     content_layers = recipe.resolved_content_layers
     style_layers = recipe.resolved_style_layers
-    content = images.to_tensor(images.fit(prep.content, longest)).to(device)
     style_longest = max(16, round(longest * recipe.style_scale))
     with torch.no_grad(), autocast():
-        content_targets = net(content, content_layers)
+        content_targets = {}
+        if content:
+            content_targets = net(images.to_tensor(images.fit(prep.content, longest)).to(device), content_layers)
         per_item = []
         for item in prep.styles:
             grams = {layer: [] for layer in style_layers}
@@ -226,16 +234,23 @@ class _Run:
 def run_scale(
     run: _Run, net: VGG19, objective: Objective, x: torch.Tensor, steps: int, scale: int, autocast, finish
 ) -> torch.Tensor:
-    """``steps`` optimisation steps on ``x``; returns the last good image of every item."""
+    """``steps`` optimisation steps on ``x``; returns the last good image of every item.
+
+    An objective without content targets takes them from the first forward pass:
+    only valid when ``x`` is the content image (see ``build_targets``).
+    """
     recipe = run.recipe
     opt = optimizers.make(recipe.optimizer, recipe.lr)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(True)
+    layers = tuple(dict.fromkeys([*recipe.resolved_content_layers, *recipe.resolved_style_layers]))
     for _ in range(steps):
         if run.stopped():
             break
         with autocast():
-            feats = net(x, objective.layers)
+            feats = net(x, layers)
+        if not objective.content_targets and recipe.resolved_content_layers:
+            objective.content_targets = {k: feats[k][:1].detach().float() for k in recipe.resolved_content_layers}
         terms = objective(feats, x)
         grad = torch.autograd.grad(terms["total"].sum(), x)[0]
         run.step += 1
@@ -326,7 +341,10 @@ def stylize_batch(
                 x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
             if scale == 0 and recipe.save_every:
                 _snapshots(run, x, finish)
-            objective = build_targets(net, prep, recipe, longest, device, autocast)
+            # The first scale starting from the content image reads the content
+            # targets off its first step (x == content there): one forward pass saved.
+            starts_at_content = scale == 0 and prep.init is None and recipe.init == "content"
+            objective = build_targets(net, prep, recipe, longest, device, autocast, content=not starts_at_content)
             for i in range(batch):
                 if run.status[i] == "done":
                     run.emit(ScaleStarted(i, scale, size, recipe.steps, run.step))
