@@ -41,7 +41,7 @@ def stylize(
         content: a path, PIL image or array (HxW, HxWx3, HxWx4; uint8, uint16 or float 0..1).
         style: one such image or a list of them (blended with ``style_weights``).
         recipe: a preset name (``stylelab recipes``), a recipe TOML file, or a Recipe.
-        callback: called with every event (Started, ScaleStarted, Step, Snapshot, Done, Failed);
+        callback: called with every event (Started, Step, Snapshot, Done, Failed);
             returning True stops the run, keeping the last image.
         progress: show progress (a bar in a terminal, a live cell in Jupyter);
             default: only in notebooks.

@@ -201,15 +201,14 @@ def run_command(
 
 
 def _step_stamp(event) -> None:
-    # `stylelab bench` times a fresh process by these lines' arrival: step 0 is
-    # "the first step starts now" (like pastiche's step-0 line), N is "step N done".
-    from .events import ScaleStarted, Step
+    # `stylelab bench` times a fresh process by these lines' arrival: "N" when
+    # step N is done, and "0" at the step-0 snapshot, emitted just before step 1
+    # starts (the bench passes a --save-every larger than --steps to get it).
+    from .events import Snapshot, Step
 
-    if isinstance(event, ScaleStarted) and event.item == 0 and event.scale == 0:
-        sys.stderr.write("stylelab-step 0\n")
-    elif isinstance(event, Step) and event.item == 0:
+    if isinstance(event, (Step, Snapshot)) and event.item == 0 and (isinstance(event, Step) or event.step == 0):
         sys.stderr.write(f"stylelab-step {event.step}\n")
-    sys.stderr.flush()
+        sys.stderr.flush()
 
 
 @app.command("info")

@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import color, images, optimizers
 from .errors import ImageError, RecipeError
-from .events import Callback, Done, Failed, ScaleStarted, Snapshot, Started, Step
+from .events import Callback, Done, Failed, Snapshot, Started, Step
 from .losses import Objective, blend_grams, gram_matrix
 from .recipes import INITS, Recipe
 from .vgg import VGG19, build
@@ -339,15 +339,12 @@ def stylize_batch(
                 x = init_image(prep, recipe, size, batch, device)
             else:
                 x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
-            if scale == 0 and recipe.save_every:
-                _snapshots(run, x, finish)
             # The first scale starting from the content image reads the content
             # targets off its first step (x == content there): one forward pass saved.
             starts_at_content = scale == 0 and prep.init is None and recipe.init == "content"
             objective = build_targets(net, prep, recipe, longest, device, autocast, content=not starts_at_content)
-            for i in range(batch):
-                if run.status[i] == "done":
-                    run.emit(ScaleStarted(i, scale, size, recipe.steps, run.step))
+            if scale == 0 and recipe.save_every:
+                _snapshots(run, x, finish)  # the start image, just before step 1 starts
             x = run_scale(run, net, objective, x, recipe.steps, scale, autocast, finish)
             if run.stopped():
                 break

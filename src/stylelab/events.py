@@ -31,17 +31,6 @@ class Started:
 
 
 @dataclass(frozen=True)
-class ScaleStarted:
-    """A scale's targets are built; its first step comes next (``step`` steps were done before it)."""
-
-    item: int
-    scale: int  # 0 = coarsest
-    size: tuple[int, int]  # (width, height) at this scale
-    steps: int  # steps this scale will run
-    step: int  # steps done so far, over all scales
-
-
-@dataclass(frozen=True)
 class Step:
     item: int
     step: int  # 1-based, counted over all scales
@@ -74,7 +63,7 @@ class Failed:
     result: Result | None = None  # holds the last good image where there is one
 
 
-Event = Union[Started, ScaleStarted, Step, Snapshot, Done, Failed]
+Event = Union[Started, Step, Snapshot, Done, Failed]
 Callback = Callable[[Event], Any]
 
 

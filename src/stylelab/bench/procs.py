@@ -5,7 +5,9 @@ Both tools are started the way a user starts them (``python -m stylelab run``,
 by this process, so the two are clocked the same way. Step lines:
 
 * stylelab: ``run --step-stamps`` (a hidden option) writes ``stylelab-step N``
-  to stderr as each step's event arrives, i.e. when step N has finished;
+  to stderr as each step's event arrives, i.e. when step N has finished, and
+  ``stylelab-step 0`` at the step-0 snapshot, just before step 1 starts (a
+  ``--save-every`` beyond the last step asks for that snapshot and no other);
 * pastiche: ``--info-step 1`` prints ``N elapsed loss`` after step N, and
   ``0 ...`` just before its first step starts.
 
@@ -55,7 +57,8 @@ def stylelab_command(content, style, output, size: int, steps: int, device: str 
     """The CLI run a user would type, plus the hidden ``--step-stamps``."""
     return [
         sys.executable, "-m", "stylelab", "run", str(content), "--style", str(style), "--output", str(output),
-        "--size", str(size), "--steps", str(steps), "--device", device, "--quiet", "--step-stamps", *extra,
+        "--size", str(size), "--steps", str(steps), "--device", device, "--quiet", "--step-stamps",
+        "--save-every", str(100 * steps + 1000), *extra,
     ]  # fmt: skip
 
 

@@ -50,8 +50,9 @@ def startup(opts, ctx: Context) -> dict:
 
     Each tool runs as a fresh process, the way a user starts it, and is stopped
     once its first step is done. ``startup`` is when its step-0 line arrived:
-    pastiche prints it just before step 1 starts, stylelab when the first
-    scale's targets are built and step 1 starts (``ScaleStarted``).
+    pastiche prints it just before step 1 starts, stylelab at its step-0
+    snapshot, which the engine emits once the targets are built, just before
+    step 1 starts (hence ``--save-every`` larger than the steps: no other snapshot).
     ``first_step_done`` is when step 1's line arrived, for information.
     """
     size = opts.startup_size
