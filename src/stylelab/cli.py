@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
@@ -321,8 +322,8 @@ def bench_command(
     if repeats is not None:
         opts.repeats = max(1, repeats)
     opts.max_busy, opts.max_wait, opts.quality_style_weight = max_busy, max_wait, quality_style_weight
-    command = "stylelab bench " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])
-    results = bench.run(opts, command=command.strip(), log=lambda line: err.print(line, highlight=False, markup=False))
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    results = bench.run(opts, command=command, log=lambda line: err.print(line, highlight=False, markup=False))
     atomic_write_text(json_path, json.dumps(results, indent=1, default=str))
     if markdown:
         out.print(report.markdown(results), highlight=False, markup=False)
