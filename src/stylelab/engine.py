@@ -9,7 +9,6 @@ loop is split the way the work is: ``prepare`` (images in), ``build_targets``
 
 from __future__ import annotations
 
-import contextlib
 import math
 import resource
 import sys
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import color, images, optimizers
+from . import color, images, optimizers, precision
 from .errors import ImageError, RecipeError
 from .events import Callback, Done, Failed, Snapshot, Started, Step
 from .losses import Objective, blend_grams, gram_matrix
@@ -174,13 +173,6 @@ def init_image(prep: Prepared, recipe: Recipe, size: tuple[int, int], batch: int
     return x.to(device)
 
 
-def _autocast_factory(recipe: Recipe, device: torch.device):
-    # bf16 convolutions only where asked for; Grams and losses stay float32 (losses.py).
-    if recipe.precision == "bf16" and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 def _peak_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
@@ -314,7 +306,7 @@ def stylize_batch(
     batch = len(prep.styles)
     labels = list(labels) if labels is not None else [""] * batch
     torch.manual_seed(recipe.seed)
-    autocast = _autocast_factory(recipe, device)
+    autocast = precision.autocast_factory(recipe.precision, device)
     layers = set(recipe.resolved_content_layers) | set(recipe.resolved_style_layers)
     net = build(layers, recipe.weights, recipe.pooling, device)
     if device.type == "cuda":
