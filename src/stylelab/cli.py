@@ -333,7 +333,7 @@ def bench_command(
             t.add_column(col)
         for row in report.rows(results):
             t.add_row(*(row[c] for c in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met")))
-        out.print(t)
+        Console(width=max(out.width, 160)).print(t)  # wide: a wrapped table is hard to read
         out.print(f"load (1-min): median {results['load']['median']:.2f}; results in {json_path}")
 
 

