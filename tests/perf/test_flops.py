@@ -56,6 +56,19 @@ def test_microbenchmark_reports_every_conv():
     shapes = flops.conv_shapes(["relu2_1"], 16, 16)
     r = flops.conv_throughput(shapes, "cpu", repeats=1)
     assert [p["name"] for p in r["per_conv"]] == ["conv1_1", "conv1_2", "conv2_1"]
-    assert all(p["layout"] in ("nchw", "channels_last") and p["seconds"] > 0 for p in r["per_conv"])
-    assert r["flops"] == sum(s.flops for s in shapes)
+    assert all(p["layout"] in ("nchw", "channels_last") for p in r["per_conv"])
+    assert all(p["forward"] > 0 and p["backward"] > 0 for p in r["per_conv"])
+    assert r["flops"] == flops.step_flops(["relu2_1"], 16, 16)  # forward + backward to the input
     assert r["flops_per_s"] == r["flops"] / r["seconds"]
+
+
+def test_microbenchmark_backward_is_the_input_gradient():
+    # The call the microbenchmark times gives autograd's input gradient.
+    x = torch.randn(1, 4, 6, 6, requires_grad=True)
+    w = torch.randn(5, 4, 3, 3)
+    y = torch.nn.functional.conv2d(x, w, padding=1)
+    g = torch.randn_like(y)
+    (expected,) = torch.autograd.grad(y, x, g)
+    args = (g, x.detach(), w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])
+    got, wgrad, bgrad = torch.ops.aten.convolution_backward(*args)
+    assert torch.allclose(got, expected, atol=1e-5) and wgrad is None and bgrad is None

@@ -11,10 +11,14 @@ Gram matrices and the losses (together about 5% of the convolution work at
 the default layers); they are overhead a step pays, so they lower the
 efficiency ratio rather than raise it.
 
-``conv_throughput`` times exactly those convolutions, forward only, without
-autograd, at batch 1, each the best of ``repeats`` runs in both memory layouts
-(NCHW and channels-last), and returns their total FLOPs over the total of the
-best times: the fastest this machine and this PyTorch build run these shapes.
+``conv_throughput`` times exactly the work counted: each of those convolutions
+forward, and its backward pass to the input alone (``convolution_backward``
+with only the input gradient asked for), at batch 1, outside autograd, each
+the best of ``repeats`` runs in both memory layouts (NCHW and channels-last),
+and returns the FLOPs over the total of the best times: the fastest this
+machine and this PyTorch build run that work. (oneDNN's backward-to-input runs
+5-9% slower than its forward here, so a forward-only benchmark would count
+that as the step's overhead.)
 """
 
 from __future__ import annotations
@@ -75,25 +79,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, repeats: int) -> float:
-    F.conv2d(x, w, b, padding=1)  # primitive creation and first-touch memory, not timed
+def _best(fn, x: torch.Tensor, repeats: int) -> float:
+    fn()  # primitive creation and first-touch memory, not timed
     best = float("inf")
     for _ in range(repeats):
         _sync(x.device)
         t = time.perf_counter()
-        F.conv2d(x, w, b, padding=1)
+        fn()
         _sync(x.device)
         best = min(best, time.perf_counter() - t)
     return best
 
 
+def _time_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Best forward and best backward-to-input seconds of one 3x3 convolution."""
+    forward = _best(lambda: F.conv2d(x, w, b, padding=1), x, repeats)
+    grad = F.conv2d(x, w, b, padding=1).normal_()
+    args = (grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])
+    backward = _best(lambda: torch.ops.aten.convolution_backward(*args), x, repeats)
+    return forward, backward
+
+
 @torch.no_grad()
 def conv_throughput(shapes: list[ConvShape], device="cpu", repeats: int = 5, dtype=torch.float32) -> dict:
-    """FLOP/s of ``shapes`` run forward, best of ``repeats`` per shape and layout.
+    """FLOP/s of ``shapes`` run forward and backward to the input, best of ``repeats`` per shape and layout.
 
-    Returns ``{"flops_per_s", "seconds", "flops", "per_conv": [{name, seconds, layout}]}``.
-    Random data: a convolution's speed does not depend on the values (denormals
-    aside, which random normal data does not produce).
+    Returns ``{"flops_per_s", "seconds", "flops", "per_conv": [{name, forward, backward, layout}]}``,
+    ``flops`` counting both directions. Random data: a convolution's speed does not depend on
+    the values (denormals aside, which random normal data does not produce).
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(0)
@@ -106,8 +119,9 @@ def conv_throughput(shapes: list[ConvShape], device="cpu", repeats: int = 5, dty
         for layout in ("nchw", "channels_last"):
             fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
             best[layout] = _time_conv(x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt), b, repeats)
-        layout = min(best, key=best.get)
-        per_conv.append({"name": s.name, "seconds": best[layout], "layout": layout, "flops": s.flops})
-    seconds = sum(p["seconds"] for p in per_conv)
-    flops = sum(s.flops for s in shapes)
+        layout = min(best, key=lambda k: sum(best[k]))
+        forward, backward = best[layout]
+        per_conv.append({"name": s.name, "forward": forward, "backward": backward, "layout": layout})
+    seconds = sum(p["forward"] + p["backward"] for p in per_conv)
+    flops = 2 * sum(s.flops for s in shapes)
     return {"flops_per_s": flops / seconds, "seconds": seconds, "flops": flops, "per_conv": per_conv}
