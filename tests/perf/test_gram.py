@@ -51,3 +51,17 @@ def test_bf16_features_with_large_values_do_not_overflow():
     g = gram_matrix(f, "family-a")
     assert torch.isfinite(g).all() and g.dtype == torch.float32
     assert g[0, 0, 0].item() == pytest.approx(1e6 * 64 * 64, rel=1e-3)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_bf16_features_get_a_bf16_gradient_close_to_float32(layout):
+    gen = torch.Generator().manual_seed(3)
+    f32 = torch.rand(1, 16, 12, 10, generator=gen).contiguous(memory_format=layout)
+    target = gram_matrix(torch.rand(1, 16, 12, 10, generator=gen))
+    f16 = f32.to(torch.bfloat16).requires_grad_(True)
+    ref = f16.detach().float().requires_grad_(True)  # the same values, in float32
+    (g16,) = torch.autograd.grad(style_term(f16, target), f16)
+    (g32,) = torch.autograd.grad(style_term(ref, target), ref)
+    assert g16.dtype == torch.bfloat16 and g16.is_contiguous(memory_format=layout)
+    assert torch.allclose(g16.float(), g32, rtol=2e-2, atol=2e-2 * g32.abs().max().item())
+    assert torch.allclose(style_term(f16, target), style_term(ref, target))  # the loss itself is float32
