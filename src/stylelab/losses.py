@@ -49,6 +49,9 @@ def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     return features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
 
 
+GRAM_SLICE = 2**20  # elements of a bf16 feature map upcast at a time (4 MB in float32)
+
+
 class _Gram(torch.autograd.Function):
     """F F^T in float32, with a one-product backward in the features' precision.
 
@@ -63,11 +66,23 @@ class _Gram(torch.autograd.Function):
     def forward(ctx, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)
         m = _as_matrix(features)
-        if m.dtype in (torch.float16, torch.bfloat16):
-            m = m.float()
-        if m.shape[1] == features.shape[1]:  # (B, C, HW)
-            return torch.bmm(m, m.transpose(1, 2))
-        return torch.bmm(m.transpose(1, 2), m)
+        channels_first = m.shape[1] == features.shape[1]  # (B, C, HW), else (B, HW, C)
+        if m.dtype not in (torch.float16, torch.bfloat16):
+            return torch.bmm(m, m.transpose(1, 2)) if channels_first else torch.bmm(m.transpose(1, 2), m)
+        # Upcast and accumulate a slice of pixels at a time: a float32 copy of a whole
+        # early layer is a fresh 50 MB block each step (page faults); slices stay in cache.
+        c = features.shape[1]
+        g = m.new_zeros((m.shape[0], c, c), dtype=torch.float32)
+        n = m.shape[2] if channels_first else m.shape[1]
+        rows = max(1, GRAM_SLICE // c)
+        for start in range(0, n, rows):
+            if channels_first:
+                part = m[:, :, start : start + rows].float()
+                g.baddbmm_(part, part.transpose(1, 2))
+            else:
+                part = m[:, start : start + rows].float()
+                g.baddbmm_(part.transpose(1, 2), part)
+        return g
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:

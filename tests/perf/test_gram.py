@@ -65,3 +65,13 @@ def test_bf16_features_get_a_bf16_gradient_close_to_float32(layout):
     assert g16.dtype == torch.bfloat16 and g16.is_contiguous(memory_format=layout)
     assert torch.allclose(g16.float(), g32, rtol=2e-2, atol=2e-2 * g32.abs().max().item())
     assert torch.allclose(style_term(f16, target), style_term(ref, target))  # the loss itself is float32
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_bf16_gram_accumulated_in_slices_equals_the_whole_product(monkeypatch, layout):
+    from stylelab import losses
+
+    f = torch.rand(2, 16, 9, 13).to(torch.bfloat16).contiguous(memory_format=layout)
+    whole = _reference(f.float())
+    monkeypatch.setattr(losses, "GRAM_SLICE", 16 * 10)  # 10 pixels a slice: 12 slices, the last short
+    assert torch.allclose(gram_matrix(f), whole, rtol=1e-5, atol=1e-6)
