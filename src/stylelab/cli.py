@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
@@ -163,6 +164,7 @@ def run_command(
     from_png: Path | None = typer.Option(None, "--from", help="Repeat the run that made this stylelab PNG."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Also write a run folder here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    step_stamps: bool = typer.Option(False, "--step-stamps", hidden=True, help="Benchmark hook: a line per step."),
     **settings,
 ):
     """Stylise CONTENT with one or more --style images."""
@@ -195,6 +197,8 @@ def run_command(
     callbacks = []
     if run_dir is not None:
         callbacks.append(RunWriter(run_dir, content, styles))
+    if step_stamps:
+        callbacks.append(_step_stamp)
     from .engine import stylize_one
     from .progress import ProgressBar
 
@@ -227,6 +231,17 @@ def run_command(
         err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})")
         if run_dir is not None:
             err.print(f"run folder: {run_dir}")
+
+
+def _step_stamp(event) -> None:
+    # `stylelab bench` times a fresh process by these lines' arrival: "N" when
+    # step N is done, and "0" at the step-0 snapshot, emitted just before step 1
+    # starts (the bench passes a --save-every larger than --steps to get it).
+    from .events import Snapshot, Step
+
+    if isinstance(event, (Step, Snapshot)) and event.item == 0 and (isinstance(event, Step) or event.step == 0):
+        sys.stderr.write(f"stylelab-step {event.step}\n")
+        sys.stderr.flush()
 
 
 @app.command("info")
@@ -482,6 +497,62 @@ def serve_command(
         err.print(f"stylelab studio: open {url}  (runs folder: {runs}; Ctrl-C stops)", highlight=False)
 
     serve(runs, host=host, port=port, token=token, max_upload_mb=max_upload_mb, announce=announce)
+
+
+@app.command("bench")
+def bench_command(
+    images: Path | None = typer.Option(None, "--images", help="Folder with content/tubingen.jpg and style/*.jpg."),
+    content: Path | None = typer.Option(None, "--content", help="Content image (default: from --images)."),
+    style: Path | None = typer.Option(None, "--style", help="Style image; the batch uses its folder's first 4."),
+    only: str | None = typer.Option(
+        None, "--only", help="Sections, comma-separated: startup,steps,quality,batch,memory."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="One repeat, small sizes, no quality section (minutes)."),
+    repeats: int | None = typer.Option(None, "--repeats", help="Runs per timing (default 3; 1 with --quick)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, auto."),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="Also run pastiche beside stylelab."),
+    json_path: Path = typer.Option(Path("stylelab-bench.json"), "--json", help="Where to write the results."),
+    scratch: Path = typer.Option(Path("stylelab-bench"), "--scratch", help="Folder for the runs' images."),
+    max_busy: float = typer.Option(0.5, "--max-busy", help="Wait while others keep more cores than this busy..."),
+    max_wait: float = typer.Option(60.0, "--max-wait", help="...but at most this many seconds per measurement."),
+    quality_style_weight: float | None = typer.Option(
+        None, "--quality-style-weight", help="style_weight for the time-to-quality run (default: the recipe's)."
+    ),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the table as Markdown (for benchmarks/README.md)."),
+):
+    """Measure stylelab beside pastiche: start-up, step time, time to quality, batching, memory."""
+    from . import bench
+    from .bench import report
+    from .images import atomic_write_text
+
+    if images is None and (content is None or style is None):
+        raise StylelabError(
+            "give --images DIR (holding content/tubingen.jpg, style/starry_night.jpg) or --content and --style"
+        )
+    content_path, style_path, styles = bench.find_images(images or Path("."), content, style)
+    opts = bench.BenchOptions(content_path, style_path, styles, scratch, device=device, peer=peer)
+    if only:
+        opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
+    if quick:
+        opts = opts.quick()
+        if only:  # an explicit --only keeps the sections it names
+            opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
+    if repeats is not None:
+        opts.repeats = max(1, repeats)
+    opts.max_busy, opts.max_wait, opts.quality_style_weight = max_busy, max_wait, quality_style_weight
+    command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    results = bench.run(opts, command=command, log=lambda line: err.print(line, highlight=False, markup=False))
+    atomic_write_text(json_path, json.dumps(results, indent=1, default=str))
+    if markdown:
+        out.print(report.markdown(results), highlight=False, markup=False)
+    else:
+        t = Table(title=f"stylelab vs pastiche on {results['machine']['cpu']} ({results['machine']['cores']} cores)")
+        for col in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met"):
+            t.add_column(col)
+        for row in report.rows(results):
+            t.add_row(*(row[c] for c in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met")))
+        Console(width=max(out.width, 160)).print(t)  # wide: a wrapped table is hard to read
+        out.print(f"load (1-min): median {results['load']['median']:.2f}; results in {json_path}")
 
 
 def _version_callback(value: bool):

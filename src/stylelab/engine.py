@@ -9,7 +9,6 @@ loop is split the way the work is: ``prepare`` (images in), ``build_targets``
 
 from __future__ import annotations
 
-import contextlib
 import math
 import resource
 import sys
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import color, images, optimizers
+from . import allocator, color, images, optimizers, precision
 from .errors import ImageError, RecipeError
 from .events import Callback, Done, Failed, Snapshot, Started, Step
 from .losses import Objective, blend_grams, gram_matrix
@@ -123,14 +122,22 @@ def _blend_weights(recipe: Recipe, n: int) -> list[float]:
     return list(recipe.style_weights)
 
 
-def build_targets(net: VGG19, prep: Prepared, recipe: Recipe, longest: int, device, autocast) -> Objective:
-    """Content activations and blended style Grams for one scale, computed once."""
+def build_targets(
+    net: VGG19, prep: Prepared, recipe: Recipe, longest: int, device, autocast, content: bool = True
+) -> Objective:
+    """Content activations and blended style Grams for one scale, computed once.
+
+    ``content=False`` leaves the content targets empty, for ``run_scale`` to take
+    from the first step's forward pass when the start image is the content image
+    (the same activations: one forward pass less before the first step).
+    """
     content_layers = recipe.resolved_content_layers
     style_layers = recipe.resolved_style_layers
-    content = images.to_tensor(images.fit(prep.content, longest)).to(device)
     style_longest = max(16, round(longest * recipe.style_scale))
     with torch.no_grad(), autocast():
-        content_targets = net(content, content_layers)
+        content_targets = {}
+        if content:
+            content_targets = net(images.to_tensor(images.fit(prep.content, longest)).to(device), content_layers)
         per_item = []
         for item in prep.styles:
             grams = {layer: [] for layer in style_layers}
@@ -169,13 +176,6 @@ def init_image(prep: Prepared, recipe: Recipe, size: tuple[int, int], batch: int
         noise = torch.rand((1, 3, h, w), generator=gen)
         x = (0.5 + NOISE_AMPLITUDE * (2 * noise - 1)).repeat(batch, 1, 1, 1)
     return x.to(device)
-
-
-def _autocast_factory(recipe: Recipe, device: torch.device):
-    # bf16 convolutions only where asked for; Grams and losses stay float32 (losses.py).
-    if recipe.precision == "bf16" and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -232,16 +232,23 @@ class _Run:
 def run_scale(
     run: _Run, net: VGG19, objective: Objective, x: torch.Tensor, steps: int, scale: int, autocast, finish
 ) -> torch.Tensor:
-    """``steps`` optimisation steps on ``x``; returns the last good image of every item."""
+    """``steps`` optimisation steps on ``x``; returns the last good image of every item.
+
+    An objective without content targets takes them from the first forward pass:
+    only valid when ``x`` is the content image (see ``build_targets``).
+    """
     recipe = run.recipe
     opt = optimizers.make(recipe.optimizer, recipe.lr)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(True)
+    layers = tuple(dict.fromkeys([*recipe.resolved_content_layers, *recipe.resolved_style_layers]))
     for _ in range(steps):
         if run.stopped():
             break
         with autocast():
-            feats = net(x, objective.layers)
+            feats = net(x, layers)
+        if not objective.content_targets and recipe.resolved_content_layers:
+            objective.content_targets = {k: feats[k][:1].detach().float() for k in recipe.resolved_content_layers}
         terms = objective(feats, x)
         grad = torch.autograd.grad(terms["total"].sum(), x)[0]
         run.step += 1
@@ -303,11 +310,13 @@ def stylize_batch(
     per-image state.
     """
     device = resolve_device(recipe.device)
+    if device.type == "cpu":
+        allocator.reuse_freed_memory()  # no page faults for the activations of every step
     prep = prepare(content, styles, recipe, init)
     batch = len(prep.styles)
     labels = list(labels) if labels is not None else [""] * batch
     torch.manual_seed(recipe.seed)
-    autocast = _autocast_factory(recipe, device)
+    autocast = precision.autocast_factory(recipe.precision, device)
     layers = set(recipe.resolved_content_layers) | set(recipe.resolved_style_layers)
     net = build(layers, recipe.weights, recipe.pooling, device)
     if device.type == "cuda":
@@ -332,9 +341,12 @@ def stylize_batch(
                 x = init_image(prep, recipe, size, batch, device)
             else:
                 x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
+            # The first scale starting from the content image reads the content
+            # targets off its first step (x == content there): one forward pass saved.
+            starts_at_content = scale == 0 and prep.init is None and recipe.init == "content"
+            objective = build_targets(net, prep, recipe, longest, device, autocast, content=not starts_at_content)
             if scale == 0 and recipe.save_every:
-                _snapshots(run, x, finish)
-            objective = build_targets(net, prep, recipe, longest, device, autocast)
+                _snapshots(run, x, finish)  # the start image, just before step 1 starts
             x = run_scale(run, net, objective, x, recipe.steps, scale, autocast, finish)
             if run.stopped():
                 break

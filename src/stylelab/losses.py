@@ -62,16 +62,71 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def _as_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) as (B, C, HW) when NCHW-contiguous, else as (B, HW, C); a view either way."""
+    b, c, h, w = features.shape
+    if features.is_contiguous():
+        return features.reshape(b, c, h * w)
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
+
+
+GRAM_SLICE = 2**20  # elements of a bf16 feature map upcast at a time (4 MB in float32)
+
+
+class _Gram(torch.autograd.Function):
+    """F F^T in float32, with a one-product backward in the features' precision.
+
+    Autograd's own backward of ``bmm(f, f.T)`` computes two products and adds
+    them; since G is symmetric, ``dF = (dG + dG^T) F`` is one. The features stay
+    in their memory layout (NCHW or channels-last) both ways. bf16 features are
+    multiplied in float32 (the Gram's sums need it), but their gradient, which
+    becomes a bf16 tensor anyway, is one bf16 product: half the work.
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(features)
+        m = _as_matrix(features)
+        channels_first = m.shape[1] == features.shape[1]  # (B, C, HW), else (B, HW, C)
+        if m.dtype not in (torch.float16, torch.bfloat16):
+            return torch.bmm(m, m.transpose(1, 2)) if channels_first else torch.bmm(m.transpose(1, 2), m)
+        # Upcast and accumulate a slice of pixels at a time: a float32 copy of a whole
+        # early layer is a fresh 50 MB block each step (page faults); slices stay in cache.
+        c = features.shape[1]
+        g = m.new_zeros((m.shape[0], c, c), dtype=torch.float32)
+        n = m.shape[2] if channels_first else m.shape[1]
+        rows = max(1, GRAM_SLICE // c)
+        for start in range(0, n, rows):
+            if channels_first:
+                part = m[:, :, start : start + rows].float()
+                g.baddbmm_(part, part.transpose(1, 2))
+            else:
+                part = m[:, start : start + rows].float()
+                g.baddbmm_(part.transpose(1, 2), part)
+        return g
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (features,) = ctx.saved_tensors
+        m = _as_matrix(features)
+        sym = (grad + grad.transpose(1, 2)).to(features.dtype)
+        b, c, h, w = features.shape
+        if m.shape[1] == c:
+            return torch.bmm(sym, m).view(b, c, h, w)
+        return torch.bmm(m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+
+
 def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
     """Gram matrices of a batch of feature maps.
 
     Shape:
-        features: (B, C, H, W); returns (B, C, C), always float32 or wider so that
-        bf16 features do not overflow or lose the sums.
+        features: (B, C, H, W), NCHW or channels-last; returns (B, C, C), always
+        float32 or wider so that bf16 features do not overflow or lose the sums
+        (also under autocast, which would otherwise run the product in bf16).
     """
     b, c, h, w = features.shape
-    f = _wide(features.reshape(b, c, h * w))
-    g = torch.bmm(f, f.transpose(1, 2))
+    with torch.autocast(features.device.type, enabled=False):
+        g = _Gram.apply(features)
     if normalization == "stylelab":
         return g / (h * w)
     if normalization == "family-a":

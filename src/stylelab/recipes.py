@@ -75,7 +75,12 @@ class Recipe:
     normalization: str = _f(
         "stylelab", "Loss convention: stylelab, family-a, family-b or jcjohnson (losses.py).", choices=NORMALIZATIONS
     )
-    precision: str = _f("auto", "Convolution precision: auto, fp32 or bf16 (bf16 only on CUDA).", choices=PRECISIONS)
+    precision: str = _f(
+        "auto",
+        "Convolution precision: fp32, bf16, or auto (bf16 where measured to pay at equal quality: CPUs with bf16 "
+        "instructions; fp32 elsewhere). Grams and losses are always float32.",
+        choices=PRECISIONS,
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -1,0 +1,90 @@
+"""The machine a benchmark ran on, and how busy others kept it.
+
+On a shared machine the 1-minute load average lags and includes our own
+work, so before each measurement the benchmark also samples how many cores
+*other* processes keep busy right now (from ``/proc/stat`` while it is
+itself idle) and waits, up to a limit, for a quiet moment. Both numbers go
+with every figure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name (lscpu's "Model name"), or the platform's guess."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(device: torch.device) -> dict:
+    """Machine, software and device facts recorded with every result."""
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def load1() -> float:
+    """The 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]), idle
+
+
+def busy_cores(interval: float = 1.0) -> float:
+    """Cores kept busy over ``interval`` seconds while this process sleeps (load average where unknown)."""
+    a = _cpu_times()
+    time.sleep(interval)
+    b = _cpu_times()
+    if a is None or b is None or b[0] == a[0]:
+        return load1()
+    return (1 - (b[1] - a[1]) / (b[0] - a[0])) * (os.cpu_count() or 1)
+
+
+def wait_quiet(max_busy: float, max_wait: float, log: Callable[[str], None] | None = None) -> dict:
+    """Wait until others keep at most ``max_busy`` cores busy, or ``max_wait`` seconds passed.
+
+    Returns ``{"load1", "busy_cores", "waited"}`` as they were when the wait ended.
+    """
+    t0 = time.perf_counter()
+    told = False
+    while True:
+        busy = busy_cores()
+        waited = time.perf_counter() - t0
+        if busy <= max_busy or waited >= max_wait:
+            return {"load1": round(load1(), 2), "busy_cores": round(busy, 2), "waited": round(waited, 1)}
+        if log and not told:
+            log(f"  waiting for a quieter moment: others keep {busy:.1f} cores busy (up to {max_wait:.0f}s)")
+            told = True
+        time.sleep(2.0)
