@@ -25,7 +25,9 @@ def _find_shared_images() -> Path:
     for parent in root.parents:
         if (parent / "shared" / "images").is_dir():
             return parent / "shared" / "images"
-    return root.parent / "shared" / "images"
+    # A checkout made elsewhere (e.g. a clone in /tmp) still finds this machine's copy.
+    fallback = Path("/work/shared/images")
+    return fallback if fallback.is_dir() else root.parent / "shared" / "images"
 
 
 SHARED_IMAGES = _find_shared_images()

@@ -62,12 +62,16 @@ def _wide(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def _as_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) as (B, C, HW) when NCHW-contiguous, else as (B, HW, C); a view either way."""
+def _as_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(B, C, H, W) as (B, C, HW) when NCHW-contiguous (True), else as (B, HW, C) (False).
+
+    The flag, not the matrix's shape, says which: when HW == C (a 16x16 map of
+    256 channels) both shapes are the same and only the layout tells them apart.
+    """
     b, c, h, w = features.shape
     if features.is_contiguous():
-        return features.reshape(b, c, h * w)
-    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
+        return features.reshape(b, c, h * w), True
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c), False  # channels-last: a view, no copy
 
 
 GRAM_SLICE = 2**20  # elements of a bf16 feature map upcast at a time (4 MB in float32)
@@ -86,8 +90,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)
-        m = _as_matrix(features)
-        channels_first = m.shape[1] == features.shape[1]  # (B, C, HW), else (B, HW, C)
+        m, channels_first = _as_matrix(features)
         if m.dtype not in (torch.float16, torch.bfloat16):
             return torch.bmm(m, m.transpose(1, 2)) if channels_first else torch.bmm(m.transpose(1, 2), m)
         # Upcast and accumulate a slice of pixels at a time: a float32 copy of a whole
@@ -108,10 +111,10 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (features,) = ctx.saved_tensors
-        m = _as_matrix(features)
+        m, channels_first = _as_matrix(features)
         sym = (grad + grad.transpose(1, 2)).to(features.dtype)
         b, c, h, w = features.shape
-        if m.shape[1] == c:
+        if channels_first:
             return torch.bmm(sym, m).view(b, c, h, w)
         return torch.bmm(m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
 

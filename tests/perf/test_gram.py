@@ -13,11 +13,20 @@ def _reference(f: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_gram_and_its_gradient_match_autograd_of_the_plain_product(layout):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 5, 3, 4), (1, 4, 2, 2)], ids=["hw!=c", "hw==c"])
+def test_gram_and_its_gradient_match_autograd_of_the_plain_product(layout, dtype, shape):
+    # hw == c: a (C, HW) and an (HW, C) matrix have the same shape; only the layout says which it is
+    # (a 16x16 map of 256 channels, conv3_x of a 64 px style image, once got the pixels' Gram).
     gen = torch.Generator().manual_seed(0)
-    f = torch.randn(2, 5, 3, 4, generator=gen, dtype=torch.float64).contiguous(memory_format=layout)
+    f = torch.randn(*shape, generator=gen, dtype=torch.float64).contiguous(memory_format=layout)
+    if dtype == torch.bfloat16:
+        f = f.to(dtype).contiguous(memory_format=layout)
+        mine = gram_matrix(f)
+        assert torch.allclose(mine, _reference(f.double()).float(), rtol=1e-5, atol=1e-5)
+        return
     f.requires_grad_(True)
-    target = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    target = torch.randn(2, shape[1], shape[1], generator=gen, dtype=torch.float64)[: shape[0]]
     mine = gram_matrix(f)
     assert torch.allclose(mine, _reference(f))
     (g_mine,) = torch.autograd.grad(((mine - target) ** 2).sum(), f)

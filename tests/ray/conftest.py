@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-IMAGES = Path("/work/shared/images")
+from tests.conftest import SHARED_IMAGES
+
+IMAGES = SHARED_IMAGES
 
 
 @pytest.fixture(scope="session")

@@ -225,7 +225,9 @@ def test_a_killed_worker_is_retried_and_every_run_completes(ray_cluster, tiny_im
             os.kill(pids[0], signal.SIGKILL)
             killed.append(event.item)
 
-    exp = experiment(tiny_images, grid={}, steps=20, optimizer="adam")
+    # Long enough (a second or more) that the driver, reading progress every POLL
+    # seconds, sees a step while the worker is still alive to be killed.
+    exp = experiment(tiny_images, grid={}, steps=300, optimizer="adam")
     delivered = []
     summary = sweep.run_sweep(
         exp,
@@ -241,7 +243,7 @@ def test_a_killed_worker_is_retried_and_every_run_completes(ray_cluster, tiny_im
     assert starts.count(killed[0]) == 2
     assert sorted(delivered) == sorted(spec.name for spec in exp.plan())
     runs = folders(tmp_path / "exp")
-    assert len(runs) == 2 and all(is_complete(f) and info(f)["steps"] == 20 for f in runs.values())
+    assert len(runs) == 2 and all(is_complete(f) and info(f)["steps"] == 300 for f in runs.values())
 
 
 def test_ctrl_c_writes_what_is_done_and_the_next_sweep_continues(ray_cluster, tiny_images, tmp_path):
