@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from tests.conftest import SHARED_IMAGES
 
 IMAGES = SHARED_IMAGES
