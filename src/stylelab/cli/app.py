@@ -1,0 +1,185 @@
+"""The ``stylelab`` command: the Typer app, recipe options and the entry point.
+
+Options that set recipe values are generated from the Recipe's fields, so a new
+setting appears here, in ``--help`` and in recipe files at once. Library code
+raises ``StylelabError``; ``main`` alone turns it into one line on stderr and
+exit code 2. The commands live beside this module, grouped by what they do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .. import __version__
+from ..errors import StylelabError
+from ..recipes import FIELDS, Recipe
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="stylelab: neural style transfer for people who explore it.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Options that take several values: `--style a.jpg b.jpg` is rewritten to
+# `--style a.jpg --style b.jpg` before click (which has no variable nargs) sees it.
+MULTI_VALUE = {
+    "--style",
+    "-s",
+    "--styles",
+    "--style-weights",
+    "--content-layers",
+    "--style-layers",
+    "--content-layer-weights",
+    "--style-layer-weights",
+    "--recipes",
+    "--set",
+}
+_NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
+
+
+def expand_multi_values(argv: list[str]) -> list[str]:
+    out_args: list[str] = []
+    current = None
+    for arg in argv:
+        if arg == "--":
+            current = None
+            out_args.append(arg)
+            continue
+        is_option = arg.startswith("-") and not _NUMBER.match(arg)
+        if is_option:
+            current = arg if arg in MULTI_VALUE else None
+            out_args.append(arg)
+            continue
+        if current is not None and out_args and out_args[-1] != current:
+            out_args.append(current)
+        out_args.append(arg)
+    return out_args
+
+
+# ---------------------------------------------------------------- recipe options
+
+
+def _option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recipe_parameters() -> list[inspect.Parameter]:
+    """One typer option per Recipe field, all defaulting to None (= keep the recipe's value)."""
+    params = []
+    for f in dataclasses.fields(Recipe):
+        if not f.metadata.get("cli", True):
+            continue
+        t = str(f.type).replace(" ", "")
+        if t.startswith("tuple[str"):
+            annotation, metavar = Optional[list[str]], "NAME..."
+        elif t.startswith("tuple[float"):
+            annotation, metavar = Optional[list[float]], "X..."
+        elif t.startswith("int"):
+            annotation, metavar = Optional[int], "N"
+        elif t.startswith("float"):
+            annotation, metavar = Optional[float], "X"
+        else:
+            annotation, metavar = Optional[str], "|".join(f.metadata.get("choices", ())) or "TEXT"
+        option = typer.Option(
+            None,
+            _option_name(f.name),
+            help=f.metadata["help"] + ("" if f.default is None else f" [default: {_default_text(f.default)}]"),
+            metavar=metavar,
+            rich_help_panel="Recipe settings",
+        )
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
+    return params
+
+
+def recipe_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in FIELDS and v not in (None, [])
+    }
+
+
+def with_recipe_options(func):
+    """Give ``func(**kwargs)`` its own parameters plus one option per recipe field."""
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(func).parameters.values()
+        if p.kind != inspect.Parameter.VAR_KEYWORD
+    ]
+    func.__signature__ = inspect.Signature(own + recipe_parameters())
+    return func
+
+
+def _version_callback(value: bool):
+    if value:
+        out.print(f"stylelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+):
+    """stylelab: neural style transfer for people who explore it."""
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _error(message: str) -> None:
+    # Escaped: paths and layer names may contain [brackets] that rich would read as markup.
+    err.print(f"[red]error:[/] {escape(' '.join(message.splitlines()))}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
+    args = expand_multi_values(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
+    code = 0
+    try:
+        returned = command.main(args=args, prog_name="stylelab", standalone_mode=False)
+        if isinstance(returned, int):  # click returns Exit codes instead of raising without standalone mode
+            code = returned
+    except StylelabError as exc:
+        _error(str(exc))
+        code = 2
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.UsageError as exc:
+        # One line like every other bad input; `--help` has the full usage.
+        command_path = exc.ctx.command_path if exc.ctx else "stylelab"
+        _error(f"{exc.format_message()} (see: {command_path} --help)")
+        code = exc.exit_code
+    except click.exceptions.ClickException as exc:
+        _error(exc.format_message())
+        code = exc.exit_code
+    except OSError as exc:  # a disk that filled up or went away mid-run: say so, no traceback
+        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        code = 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code
