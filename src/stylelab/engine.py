@@ -157,6 +157,7 @@ def build_targets(
         style_weight=recipe.style_weight,
         tv_weight=recipe.tv_weight,
         normalization=recipe.normalization,
+        content_layers=content_layers,
     )
 
 
@@ -241,14 +242,13 @@ def run_scale(
     opt = optimizers.make(recipe.optimizer, recipe.lr)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(True)
-    layers = tuple(dict.fromkeys([*recipe.resolved_content_layers, *recipe.resolved_style_layers]))
     for _ in range(steps):
         if run.stopped():
             break
         with autocast():
-            feats = net(x, layers)
-        if not objective.content_targets and recipe.resolved_content_layers:
-            objective.content_targets = {k: feats[k][:1].detach().float() for k in recipe.resolved_content_layers}
+            feats = net(x, objective.layers)
+        if objective.content_layers and not objective.content_targets:
+            objective.take_content_targets(feats)
         terms = objective(feats, x)
         grad = torch.autograd.grad(terms["total"].sum(), x)[0]
         run.step += 1

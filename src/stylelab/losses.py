@@ -222,6 +222,10 @@ class Objective:
     ``style_targets`` maps layer -> (1 or B, C, C) Gram matrices (already blended
     across style images). Calling it on the network's activations and the image
     returns named per-image terms: ``content``, ``style``, ``tv`` and ``total``.
+
+    ``content_layers`` (default: the targets' keys) is the order the content
+    layer weights follow; the targets may come in any order (the network returns
+    them in its own), or after construction (``take_content_targets``).
     """
 
     def __init__(
@@ -235,9 +239,11 @@ class Objective:
         style_weight: float,
         tv_weight: float,
         normalization: str = "stylelab",
+        content_layers: Sequence[str] | None = None,
     ):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {normalization!r}")
+        self.content_layers = tuple(content_targets if content_layers is None else content_layers)
         self.content_targets = dict(content_targets)
         self.style_targets = dict(style_targets)
         self.content_layer_weights = tuple(content_layer_weights)
@@ -249,14 +255,18 @@ class Objective:
 
     @property
     def layers(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*self.content_targets, *self.style_targets]))
+        return tuple(dict.fromkeys([*self.content_layers, *self.style_targets]))
+
+    def take_content_targets(self, features: Mapping[str, torch.Tensor]) -> None:
+        """Content targets from the first image of a forward pass: the content image's own activations."""
+        self.content_targets = {k: features[k][:1].detach().float() for k in self.content_layers}
 
     def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> dict[str, torch.Tensor]:
         norm = self.normalization
         zero = image.new_zeros(image.shape[0], dtype=torch.float32)
         terms = {}
-        if self.content_targets:
-            per_layer = [content_term(features[k], t, norm) for k, t in self.content_targets.items()]
+        if self.content_layers:
+            per_layer = [content_term(features[k], self.content_targets[k], norm) for k in self.content_layers]
             terms["content"] = _weighted(per_layer, self.content_layer_weights, norm)
         else:
             terms["content"] = zero

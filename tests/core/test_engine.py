@@ -248,6 +248,16 @@ def test_blend_weights_one_and_zero_equal_the_single_style(tiny_content, tiny_st
     assert not np.array_equal(arr(single.image), arr(half.image))
 
 
+@pytest.mark.parametrize("init", ["content", "noise"])
+def test_content_layer_weights_follow_the_recipes_layer_order(tiny_content, tiny_style, init):
+    # Layers given deepest first: the network returns activations in its own order,
+    # and a weight must still go to the layer it was written beside.
+    alone = stylize_one(tiny_content, [tiny_style], recipe(init=init, content_layers=("relu4_2",)))
+    weighted = recipe(init=init, content_layers=("relu4_2", "relu2_1"), content_layer_weights=(1.0, 0.0))
+    both = stylize_one(tiny_content, [tiny_style], weighted)
+    assert np.array_equal(arr(alone.image), arr(both.image))
+
+
 def test_blend_weights_must_match_the_styles(tiny_content, tiny_style):
     from stylelab.errors import RecipeError
 
