@@ -23,6 +23,15 @@ def finished(client, job_id: str, timeout: float = 120) -> dict:
     return wait_for(check, timeout, interval=0.1, what=f"job {job_id} to finish")
 
 
+def start_long_job(client, input_images, min_step: int) -> dict:
+    """A 500-step job, returned once it has done ``min_step`` steps: one to interrupt half-way."""
+    content = upload(client, input_images["content"])["id"]
+    style = upload(client, input_images["style"])["id"]
+    job = client.post("/api/jobs", json=job_body(content, [style], steps=500, save_every=50)).json()
+    wait_for(lambda: client.get(f"/api/jobs/{job['id']}").json()["step"] >= min_step, 60, what=f"{min_step} step(s)")
+    return job
+
+
 def test_a_job_runs_to_a_run_folder_that_keeps_its_inputs(make_client, runs_dir, input_images):
     client = make_client()
     content = upload(client, input_images["content"])["id"]
@@ -50,10 +59,7 @@ def test_a_job_runs_to_a_run_folder_that_keeps_its_inputs(make_client, runs_dir,
 
 def test_cancel_stops_a_running_job_and_keeps_its_last_image(make_client, runs_dir, input_images):
     client = make_client()
-    content = upload(client, input_images["content"])["id"]
-    style = upload(client, input_images["style"])["id"]
-    job = client.post("/api/jobs", json=job_body(content, [style], steps=500, save_every=50)).json()
-    wait_for(lambda: client.get(f"/api/jobs/{job['id']}").json()["step"] >= 2, 60, what="two steps")
+    job = start_long_job(client, input_images, min_step=2)
     client.post(f"/api/jobs/{job['id']}/cancel")
     done = finished(client, job["id"])
     assert done["state"] == "cancelled"
@@ -108,10 +114,7 @@ def test_a_start_image_upload_starts_the_optimisation(make_client, runs_dir, inp
 
 def test_stopping_the_server_mid_job_marks_it_interrupted_and_keeps_its_last_image(make_client, runs_dir, input_images):
     client = make_client()
-    content = upload(client, input_images["content"])["id"]
-    style = upload(client, input_images["style"])["id"]
-    job = client.post("/api/jobs", json=job_body(content, [style], steps=500, save_every=50)).json()
-    wait_for(lambda: client.get(f"/api/jobs/{job['id']}").json()["step"] >= 1, 60, what="the job to start")
+    job = start_long_job(client, input_images, min_step=1)
     client.__exit__(None, None, None)  # lifespan shutdown: the worker is stopped
     saved = {j["id"]: j for j in json.loads((runs_dir / ".studio" / "jobs.json").read_text())}
     assert saved[job["id"]]["state"] == "interrupted"
