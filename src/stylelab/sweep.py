@@ -270,15 +270,11 @@ def run_sweep(
     images.atomic_write_text(folder / "experiment.toml", exp.to_toml())
     runs_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
-    limits: dict[tuple[str, str], int] = {}
 
-    def limit(spec: RunSpec) -> int:
-        key = (spec.content, spec.recipe.to_toml())
-        if key not in limits:
-            # An executor whose workers are elsewhere says how much memory one of them has.
-            free = getattr(executor, "worker_memory", lambda: None)()
-            limits[key] = batch_limit(spec.recipe, spec.content, max_batch, free)
-        return limits[key]
+    def limit(spec: RunSpec) -> int:  # plan_batches asks once per group of content and recipe
+        # An executor whose workers are elsewhere says how much memory one of them has.
+        free = getattr(executor, "worker_memory", lambda: None)()
+        return batch_limit(spec.recipe, spec.content, max_batch, free)
 
     batches = plan_batches(todo, limit)
 
