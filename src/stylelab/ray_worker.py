@@ -18,7 +18,7 @@ from .errors import StylelabError
 from .events import Done, Event, Failed, Snapshot, Step
 from .experiments import RunSpec
 from .runs import RunRecord, is_complete, load_run, write_run
-from .sweep import Batch, available_memory, execute_batch
+from .sweep import Batch, available_memory, execute_batch, same_settings
 
 STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
 
@@ -92,12 +92,7 @@ def _written_earlier(folder: Path, spec: RunSpec) -> bool:
     (The driver sent the run because its folder was missing, partial, or made
     with other settings, so such a folder was written during this sweep.)
     """
-    if not is_complete(folder):
-        return False
-    try:
-        return load_run(folder).recipe.to_dict() == spec.recipe.to_dict()
-    except (OSError, ValueError, KeyError, StylelabError):
-        return False
+    return is_complete(folder) and same_settings(folder, spec.recipe)
 
 
 def _summary(record: RunRecord) -> RunRecord:

@@ -224,6 +224,14 @@ def experiment_folder(exp: Experiment, out: str | Path | None = None) -> Path:
     return Path(out) if out is not None else exp.out if exp.out is not None else Path("experiments") / exp.name
 
 
+def same_settings(folder: Path, recipe: Recipe) -> bool:
+    """Whether the complete run folder ``folder`` was made with ``recipe`` (False if unreadable)."""
+    try:
+        return load_run(folder).recipe.to_dict() == recipe.to_dict()
+    except (OSError, ValueError, KeyError, StylelabError):
+        return False
+
+
 def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> list[RunSpec]:
     """The runs not finished yet. A finished run made with other settings is an error unless ``redo``."""
     todo, changed = [], []
@@ -231,12 +239,7 @@ def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> lis
         folder = runs_dir / spec.name
         if not is_complete(folder):
             todo.append(spec)
-            continue
-        try:
-            same = load_run(folder).recipe.to_dict() == spec.recipe.to_dict()
-        except (OSError, ValueError, KeyError, StylelabError):
-            same = False
-        if not same:
+        elif not same_settings(folder, spec.recipe):
             changed.append(spec)
     if changed and not redo:
         raise StylelabError(
