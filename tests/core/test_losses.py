@@ -291,3 +291,26 @@ def test_bf16_features_are_summed_in_float32():
     f = torch.rand(1, 4, 8, 8).bfloat16()
     assert gram_matrix(f).dtype == torch.float32
     assert content_term(f, torch.rand(1, 4, 8, 8)).dtype == torch.float32
+
+
+def test_objective_keeps_the_content_power_of_its_current_targets():
+    """The stylelab content term divides by mean(Fc^2), kept across steps: it must follow the targets."""
+    gen = torch.Generator().manual_seed(7)
+    f = torch.rand((2, 4, 6, 6), generator=gen, dtype=torch.float64)
+    first = {"relu4_2": torch.rand((1, 4, 6, 6), generator=gen, dtype=torch.float64)}
+    obj = Objective(
+        first,
+        {},
+        content_layer_weights=[1.0],
+        style_layer_weights=[],
+        content_weight=1.0,
+        style_weight=0.0,
+        tv_weight=0.0,
+    )
+    image = torch.zeros((2, 3, 8, 8), dtype=torch.float64)
+    assert torch.allclose(obj({"relu4_2": f}, image)["content"], content_term(f, first["relu4_2"]))
+    later = 3.0 * torch.rand((2, 4, 6, 6), generator=gen, dtype=torch.float64)
+    obj.take_content_targets({"relu4_2": later})
+    expected = content_term(f, later[:1].float().double())
+    assert torch.allclose(obj({"relu4_2": f}, image)["content"], expected, rtol=1e-6)
+    assert not torch.allclose(expected, content_term(f, first["relu4_2"]))

