@@ -245,11 +245,12 @@ def run_scale(
     for _ in range(steps):
         if run.stopped():
             break
+        tap = objective.tap()
         with autocast():
-            feats = net(x, objective.layers)
+            feats = net(x, objective.layers, tap=tap)
         if objective.content_layers and not objective.content_targets:
             objective.take_content_targets(feats)
-        terms = objective(feats, x)
+        terms = objective(feats, x, tap.grams)
         grad = torch.autograd.grad(terms["total"].sum(), x)[0]
         run.step += 1
         values = torch.stack([terms[k].detach().float() for k in ("content", "style", "tv", "total")], 1).cpu()

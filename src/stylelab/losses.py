@@ -77,6 +77,60 @@ def _as_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
 GRAM_SLICE = 2**20  # elements of an fp16 feature map upcast at a time (4 MB in float32)
 
 
+def _gram_product(features: torch.Tensor) -> torch.Tensor:
+    """F F^T per image, float32 or wider (see ``_Gram``)."""
+    m, channels_first = _as_matrix(features)
+    if m.dtype != torch.float16:
+        g = torch.bmm(m, m.transpose(1, 2)) if channels_first else torch.bmm(m.transpose(1, 2), m)
+        return g.float() if g.dtype == torch.bfloat16 else g
+    # Upcast and accumulate a slice of pixels at a time: a float32 copy of a whole
+    # early layer is a fresh 50 MB block each step (page faults); slices stay in cache.
+    c = features.shape[1]
+    g = m.new_zeros((m.shape[0], c, c), dtype=torch.float32)
+    n = m.shape[2] if channels_first else m.shape[1]
+    rows = max(1, GRAM_SLICE // c)
+    for start in range(0, n, rows):
+        if channels_first:
+            part = m[:, :, start : start + rows].float()
+            g.baddbmm_(part, part.transpose(1, 2))
+        else:
+            part = m[:, start : start + rows].float()
+            g.baddbmm_(part.transpose(1, 2), part)
+    return g
+
+
+def _gram_gradient(features: torch.Tensor, grad: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+    """dF = (dG + dG^T) F in the features' precision and layout, plus ``into`` when given.
+
+    ``into`` (the gradient the features get from elsewhere) takes the product
+    in place (``baddbmm_``), after a copy into the features' own layout when it
+    is in another or is a view of something else, so the sum is rounded the same
+    way whichever layout it came in. A double backward gets a new tensor.
+    """
+    m, channels_first = _as_matrix(features)
+    sym = (grad + grad.transpose(1, 2)).to(features.dtype)
+    if into is not None and not torch.is_grad_enabled():
+        if not _writable_like(into, features):
+            into = torch.empty_like(features).copy_(into)
+        target, _ = _as_matrix(into)
+        if channels_first:
+            target.baddbmm_(sym, m)
+        else:
+            target.baddbmm_(m, sym)
+        return into
+    b, c, h, w = features.shape
+    if channels_first:
+        out = torch.bmm(sym, m).view(b, c, h, w)
+    else:
+        out = torch.bmm(m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+    return out if into is None else into + out
+
+
+def _writable_like(t: torch.Tensor, like: torch.Tensor) -> bool:
+    """Whether ``t`` is its own memory, laid out like ``like`` (not a view, not broadcast)."""
+    return t._base is None and t.dtype == like.dtype and t.shape == like.shape and t.stride() == like.stride()
+
+
 class _Gram(torch.autograd.Function):
     """F F^T in float32, with a one-product backward in the features' precision.
 
@@ -96,34 +150,55 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)
-        m, channels_first = _as_matrix(features)
-        if m.dtype != torch.float16:
-            g = torch.bmm(m, m.transpose(1, 2)) if channels_first else torch.bmm(m.transpose(1, 2), m)
-            return g.float() if g.dtype == torch.bfloat16 else g
-        # Upcast and accumulate a slice of pixels at a time: a float32 copy of a whole
-        # early layer is a fresh 50 MB block each step (page faults); slices stay in cache.
-        c = features.shape[1]
-        g = m.new_zeros((m.shape[0], c, c), dtype=torch.float32)
-        n = m.shape[2] if channels_first else m.shape[1]
-        rows = max(1, GRAM_SLICE // c)
-        for start in range(0, n, rows):
-            if channels_first:
-                part = m[:, :, start : start + rows].float()
-                g.baddbmm_(part, part.transpose(1, 2))
-            else:
-                part = m[:, start : start + rows].float()
-                g.baddbmm_(part.transpose(1, 2), part)
-        return g
+        return _gram_product(features)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (features,) = ctx.saved_tensors
-        m, channels_first = _as_matrix(features)
-        sym = (grad + grad.transpose(1, 2)).to(features.dtype)
-        b, c, h, w = features.shape
-        if channels_first:
-            return torch.bmm(sym, m).view(b, c, h, w)
-        return torch.bmm(m, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+        return _gram_gradient(features, grad)
+
+
+class _GramTap(torch.autograd.Function):
+    """The features, passed on, and their Gram: one node for both in the backward.
+
+    Autograd would sum the gradient from the deeper layers and the Gram's in a
+    separate pass over the activation; here the Gram's share is added into the
+    other in place by the product itself (``baddbmm_``).
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor):
+        ctx.save_for_backward(features)
+        ctx.set_materialize_grads(False)
+        return features.view_as(features), _gram_product(features)
+
+    @staticmethod
+    def backward(ctx, grad_features, grad_gram):
+        (features,) = ctx.saved_tensors
+        if grad_gram is None:
+            return grad_features
+        return _gram_gradient(features, grad_gram, into=grad_features)
+
+
+class GramTap:
+    """Takes the Gram matrices of ``layers`` off the network's activations as they pass.
+
+    Given to ``VGG19.forward(tap=...)``: each tapped activation goes on through
+    the network from the tap, so its backward gets the deeper layers' gradient
+    and adds the Gram's into it (``_GramTap``); ``grams`` holds the raw
+    (unnormalised) Grams for ``Objective``. The values are those of ``gram_matrix``.
+    """
+
+    def __init__(self, layers):
+        self.layers = frozenset(layers)
+        self.grams: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, features: torch.Tensor) -> torch.Tensor:
+        if name not in self.layers:
+            return features
+        with torch.autocast(features.device.type, enabled=False):
+            features, self.grams[name] = _GramTap.apply(features)
+        return features
 
 
 def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
@@ -134,9 +209,13 @@ def gram_matrix(features: torch.Tensor, normalization: str = "stylelab") -> torc
         float32 or wider so that bf16 features do not overflow or lose the sums
         (also under autocast, which would otherwise run the product in bf16).
     """
-    b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
         g = _Gram.apply(features)
+    return _normalized(g, features.shape, normalization)
+
+
+def _normalized(g: torch.Tensor, shape, normalization: str) -> torch.Tensor:
+    b, c, h, w = shape
     if normalization == "stylelab":
         return g / (h * w)
     if normalization == "family-a":
@@ -178,13 +257,20 @@ def content_power(target: torch.Tensor) -> torch.Tensor:
     return _per_image_mean(_wide(target) ** 2)
 
 
-def style_term(features: torch.Tensor, target_gram: torch.Tensor, normalization: str = "stylelab") -> torch.Tensor:
+def style_term(
+    features: torch.Tensor, target_gram: torch.Tensor, normalization: str = "stylelab", raw_gram=None
+) -> torch.Tensor:
     """Style loss of one layer, per image, against a target Gram matrix.
+
+    ``raw_gram``: the features' unnormalised Gram when already taken (``GramTap``).
 
     Shape:
         features: (B, C, H, W); target_gram: (1 or B, C, C); returns (B,).
     """
-    g = gram_matrix(features, normalization)
+    if raw_gram is None:
+        g = gram_matrix(features, normalization)
+    else:
+        g = _normalized(raw_gram, features.shape, normalization)
     diff = (g - target_gram) ** 2
     if normalization == "stylelab":
         denom = (target_gram**2).sum(dim=(1, 2)).clamp_min(1e-12)
@@ -277,8 +363,16 @@ class Objective:
         self.content_targets = dict(targets)
         self._content_powers = {k: content_power(t) for k, t in self.content_targets.items()}
 
-    def __call__(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def tap(self) -> GramTap:
+        """A tap for the network's forward pass that takes this objective's style Grams on the way."""
+        return GramTap(self.style_targets)
+
+    def __call__(
+        self, features: Mapping[str, torch.Tensor], image: torch.Tensor, grams: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The terms; ``grams``: raw Grams already taken by a ``tap()``, the rest computed here."""
         norm = self.normalization
+        grams = grams or {}
         zero = image.new_zeros(image.shape[0], dtype=torch.float32)
         terms = {}
         if self.content_layers:
@@ -290,7 +384,7 @@ class Objective:
         else:
             terms["content"] = zero
         if self.style_targets:
-            per_layer = [style_term(features[k], t, norm) for k, t in self.style_targets.items()]
+            per_layer = [style_term(features[k], t, norm, grams.get(k)) for k, t in self.style_targets.items()]
             terms["style"] = _weighted(per_layer, self.style_layer_weights, norm)
         else:
             terms["style"] = zero

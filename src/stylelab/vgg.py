@@ -226,13 +226,19 @@ class VGG19(nn.Module):
         self._cast.clear()  # .to(), .half() and friends make the cached casts stale
         return super()._apply(fn, *args, **kwargs)
 
-    def forward(self, image: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
-        """Activations of ``layers`` (default: all wanted) for an RGB 0..1 batch."""
+    def forward(self, image: torch.Tensor, layers=None, tap=None) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (default: all wanted) for an RGB 0..1 batch.
+
+        ``tap(name, activation)``, when given, sees each of them as it is made and
+        returns what the network goes on with (``losses.GramTap``).
+        """
         wanted = self.wanted if layers is None else frozenset(layers)
         last = depth(wanted)
         x = self.preprocessing(image).contiguous(memory_format=self.memory_format)
         device = x.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        dtype = x.dtype
+        if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)  # what autocast would cast to, done here once
         x = x.to(dtype)
         out = {}
         stages = [layer for layer in self.stages if layer.index <= last]
@@ -250,6 +256,8 @@ class VGG19(nn.Module):
             else:
                 x = F.avg_pool2d(x, 2, 2)
             if layer.name in wanted:
+                if tap is not None:
+                    x = tap(layer.name, x)
                 out[layer.name] = x
         return out
 
@@ -281,11 +289,7 @@ def prefers_channels_last(device) -> bool:
 
 
 def build(
-    layers,
-    weights: str = "caffe",
-    pooling: str = "max",
-    device="cpu",
-    channels_last: bool | None = None,
+    layers, weights: str = "caffe", pooling: str = "max", device="cpu", channels_last: bool | None = None
 ) -> VGG19:
     """A frozen VGG19 cut after the deepest of ``layers`` (canonical names).
 

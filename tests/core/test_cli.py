@@ -244,11 +244,11 @@ def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_paths, mo
     original = losses.Objective.__call__
     calls = [0]
 
-    def ctrl_c(obj, features, image):
+    def ctrl_c(obj, features, image, grams=None):
         calls[0] += 1
         if calls[0] == 3:
             raise KeyboardInterrupt
-        return original(obj, features, image)
+        return original(obj, features, image, grams)
 
     monkeypatch.setattr(losses.Objective, "__call__", ctrl_c)
     out = tmp_path / "out.png"

@@ -121,9 +121,9 @@ class PoisonAt:
         self.k, self.calls = k, 0
         original = losses.Objective.__call__
 
-        def poisoned(obj, features, image):
+        def poisoned(obj, features, image, grams=None):
             self.calls += 1
-            terms = original(obj, features, image)
+            terms = original(obj, features, image, grams)
             if self.calls >= self.k:
                 terms = {name: t * float("nan") for name, t in terms.items()}
             return terms
@@ -179,9 +179,9 @@ def test_one_diverging_item_does_not_stop_the_others(monkeypatch, tiny_content, 
     original = losses.Objective.__call__
     calls = [0]
 
-    def poison_first(obj, features, image):
+    def poison_first(obj, features, image, grams=None):
         calls[0] += 1
-        terms = original(obj, features, image)
+        terms = original(obj, features, image, grams)
         if calls[0] >= 3:
             mask = torch.tensor([float("nan"), 1.0])
             terms = {k: t * mask for k, t in terms.items()}

@@ -88,3 +88,72 @@ def test_fp16_gram_accumulated_in_slices_equals_the_whole_product(monkeypatch, l
     whole = _reference(f.float())
     monkeypatch.setattr(losses, "GRAM_SLICE", 16 * 10)  # 10 pixels a slice: 12 slices, the last short
     assert torch.allclose(gram_matrix(f), whole, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the Gram tap
+
+
+def _tapped_and_plain(dtype, layout, names=("relu1_1", "relu2_1", "relu3_1"), content=("relu2_1",)):
+    """Objective terms and image gradient through the network, with the Grams tapped and without."""
+    from stylelab import vgg
+    from stylelab.losses import Objective
+
+    net = vgg.build({*names, *content}, channels_last=layout == torch.channels_last).to(dtype)
+    gen = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 3, 24, 32, generator=gen, dtype=dtype)
+    with torch.no_grad():
+        feats = net(torch.rand(1, 3, 24, 32, generator=gen, dtype=dtype))
+    obj = Objective(
+        {k: feats[k] for k in content},
+        {k: gram_matrix(feats[k]) for k in names},
+        content_layer_weights=[1.0] * len(content),
+        style_layer_weights=[1.0] * len(names),
+        content_weight=1.0,
+        style_weight=10.0,
+        tv_weight=0.0,
+    )
+    out = []
+    for tapped in (True, False):
+        x = image.clone().requires_grad_(True)
+        tap = obj.tap() if tapped else None
+        f = net(x, obj.layers, tap=tap)
+        terms = obj(f, x, tap.grams if tapped else None)
+        out.append((terms, torch.autograd.grad(terms["total"].sum(), x)[0], tap))
+    return out
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_tapped_grams_give_the_same_loss_and_gradient(layout):
+    (t_tap, g_tap, tap), (t_plain, g_plain, _) = _tapped_and_plain(torch.float64, layout)
+    assert set(tap.grams) == {"relu1_1", "relu2_1", "relu3_1"}
+    for k in ("content", "style", "total"):
+        assert torch.allclose(t_tap[k], t_plain[k], rtol=1e-12), k
+    assert torch.allclose(g_tap, g_plain, rtol=1e-9, atol=1e-12 * g_plain.abs().max().item())
+
+
+def test_gram_gradient_adds_into_the_other_gradient_in_place_or_after_a_copy():
+    from stylelab.losses import _gram_gradient
+
+    gen = torch.Generator().manual_seed(3)
+    f = torch.randn(1, 4, 3, 5, generator=gen, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    dg = torch.randn(1, 4, 4, generator=gen, dtype=torch.float64)
+    alone = _gram_gradient(f, dg)
+    other = torch.randn(1, 4, 3, 5, generator=gen, dtype=torch.float64)
+    with torch.no_grad():  # as in a backward pass
+        # Same layout as the features: the product goes into it.
+        into = other.contiguous(memory_format=torch.channels_last)
+        assert _gram_gradient(f, dg, into) is into and torch.allclose(into, other + alone)
+        # Another layout: a copy in the features' layout takes it; the original is untouched.
+        nchw = other.clone()
+        got = _gram_gradient(f, dg, nchw)
+        assert got is not nchw and torch.equal(nchw, other) and torch.allclose(got, other + alone)
+        assert got.stride() == f.stride()
+        # A broadcast view is never written to.
+        one = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+        got = _gram_gradient(f, dg, one.expand_as(f))
+        assert torch.equal(one, torch.ones_like(one)) and torch.allclose(got, 1 + alone)
+    # In a double backward (grad mode on) nothing is written in place.
+    keep = other.contiguous(memory_format=torch.channels_last)
+    with torch.enable_grad():
+        got = _gram_gradient(f, dg, keep)
+    assert got is not keep and torch.equal(keep, other) and torch.allclose(got, other + alone)
