@@ -125,10 +125,14 @@ class Job:
             return None
         return self.elapsed / self.step * (self.total - self.step)
 
+    @property
+    def live_url(self) -> str:
+        return f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}"
+
     def public(self, history: bool = False) -> dict:
         out = self.record() | {"eta": self.eta, "snapshot_step": self.snapshot_step}
         out["label"] = f"{self.recipe.get('name', 'custom')} · {self.names.get('content', 'content')}"
-        out["live"] = f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}" if self.snapshot else None
+        out["live"] = self.live_url if self.snapshot else None
         if history:
             out["history"] = thin(self.history, 1000)
         return out
@@ -304,7 +308,7 @@ class JobQueue:
 
         try:
             result = stylize_one(
-                content, styles, recipe, callbacks=[writer, keep_inputs, self._relay(job)], stop=job.stop
+                content, styles, recipe, callbacks=[writer, keep_inputs, self._relay(job, writer)], stop=job.stop
             )
         except BaseException:
             shutil.rmtree(writer.partial, ignore_errors=True)
@@ -318,7 +322,8 @@ class JobQueue:
         elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
 
-    def _relay(self, job: Job):
+    def _relay(self, job: Job, writer: RunWriter):
+        """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""
         last_sent, sent_rows = 0.0, 0
 
         def on_event(event) -> None:
@@ -341,7 +346,9 @@ class JobQueue:
                         | {"eta": job.eta, "losses": losses, "rows": rows},
                     )
             elif isinstance(event, Snapshot):
-                job.snapshot, job.snapshot_step = images.png_bytes(event.image), event.step
-                self.hub.publish("snapshot", {"id": job.id, "step": event.step, "url": job.public()["live"]})
+                # The writer has just encoded this snapshot to its file: read it back rather
+                # than encode it again on the run's thread.
+                job.snapshot, job.snapshot_step = writer.snapshots[-1][1].read_bytes(), event.step
+                self.hub.publish("snapshot", {"id": job.id, "step": event.step, "url": job.live_url})
 
         return on_event
