@@ -27,7 +27,7 @@ from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_s
 from .gallery import Gallery, RunNotFound
 from .jobs import Hub, JobQueue
 from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined
-from .uploads import UploadError, UploadStore
+from .uploads import UploadError, UploadStore, UploadTooLarge
 
 STATIC = Path(__file__).parent / "static"
 JSON_LIMIT = 1_000_000
@@ -133,9 +133,7 @@ def create_app(
 
     @app.exception_handler(StylelabError)
     async def _stylelab_error(request: Request, exc: StylelabError):
-        status = 404 if isinstance(exc, (UnsafePath, RunNotFound)) else 400
-        if isinstance(exc, UploadError) and "larger than" in str(exc):
-            status = 413
+        status = 404 if isinstance(exc, (UnsafePath, RunNotFound)) else 413 if isinstance(exc, UploadTooLarge) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     # ------------------------------------------------------------ the page
@@ -168,13 +166,7 @@ def create_app(
                 raise UploadError("send the image as the form field 'file'")
             data, name = await part.read(), part.filename
         else:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > uploads.max_bytes:
-                    raise UploadError(uploads.too_large_message())
-                chunks.append(chunk)
-            data = b"".join(chunks)
+            data = await request.body()  # BodyLimit bounds it; uploads.add checks the exact limit
         return await asyncio.to_thread(uploads.add, data, name)
 
     @app.get("/api/uploads/{upload_id}")

@@ -34,6 +34,10 @@ class UploadError(StylelabError):
     """An upload the studio will not use; the message says why."""
 
 
+class UploadTooLarge(UploadError):
+    """An upload over the studio's size limit (HTTP 413)."""
+
+
 def display_name(name: str | None) -> str:
     """A file name fit to show (never used as a path)."""
     name = NAME_CHARS.sub("_", Path(name or "image").name)[:80].strip()
@@ -59,7 +63,7 @@ class UploadStore:
                 or over the pixel limit.
         """
         if len(data) > self.max_bytes:
-            raise UploadError(self.too_large_message())
+            raise UploadTooLarge(self.too_large_message())
         if not data:
             raise UploadError("the upload is empty")
         not_ours = f"{display_name(name)} is not an image the studio takes (PNG, JPEG, WebP, GIF, BMP or TIFF)"
@@ -111,5 +115,5 @@ class UploadStore:
     def add_file(self, path: Path, name: str | None = None) -> dict:
         """Store a file the server itself chose (a run's kept input), with the same checks."""
         if path.stat().st_size > self.max_bytes:
-            raise UploadError(self.too_large_message())
+            raise UploadTooLarge(self.too_large_message())
         return self.add(path.read_bytes(), name or path.name)
