@@ -27,7 +27,6 @@ from ..errors import StylelabError
 
 COOKIE = "stylelab_token"
 TOKEN_HEADER = "x-stylelab-token"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 class UnsafePath(StylelabError):
@@ -180,7 +179,7 @@ class TokenGate:
         headers = dict(scope["headers"])
         if self.token is None:
             host = urlsplit("//" + headers.get(b"host", b"").decode("latin-1")).hostname or ""
-            if host and host not in LOOPBACK_NAMES and not is_loopback(host):
+            if host and not is_loopback(host):
                 return await _send_json(send, 403, f"this studio answers only to localhost, not {host!r}")
             origin = headers.get(b"origin", b"").decode("latin-1")
             if scope.get("method") not in ("GET", "HEAD") and origin:
