@@ -1,6 +1,6 @@
 // The "New run" form: images (drop or pick), a recipe, its settings (generated from the
 // Recipe's fields, which the server describes in /api/info), and the start button.
-import { $, api, h, toast } from "./dom.js";
+import { $, api, h, keyPath, toast } from "./dom.js";
 
 const form = {
   info: null,
@@ -227,7 +227,7 @@ export async function runAgain(run) {
   form.styles = [];
   form.start = null;
   if (run.inputs.length) {
-    const { inputs } = await api(`/api/reuse/${run.key.split("/").map(encodeURIComponent).join("/")}`, { method: "POST" });
+    const { inputs } = await api(`/api/reuse/${keyPath(run.key)}`, { method: "POST" });
     const weights = run.recipe_values.style_weights || [];
     for (const item of inputs) {
       if (item.role === "content") form.content = item;
