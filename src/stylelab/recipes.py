@@ -288,10 +288,12 @@ def recipe_from_toml(text: str) -> Recipe:
 
 
 def preset_summary(name: str) -> dict:
+    """A preset's name, description, one-line settings and all its values (loaded once)."""
     r = load_recipe(name)
     return {
         "name": name,
         "description": r.description,
         "settings": f"{r.optimizer} {r.steps} steps, {r.size}px, content {r.content_weight:g}, "
         f"style {r.style_weight:g}, tv {r.tv_weight:g}, {r.normalization}",
+        "values": r.to_dict(),
     }

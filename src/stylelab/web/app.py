@@ -151,7 +151,7 @@ def create_app(
             "runs": str(root),
             "max_upload_mb": max_upload_mb,
             "fields": field_schema(),
-            "recipes": [preset_summary(n) | {"values": load_recipe(n).to_dict()} for n in preset_names()],
+            "recipes": [preset_summary(n) for n in preset_names()],
         }
 
     # ------------------------------------------------------------ uploads
