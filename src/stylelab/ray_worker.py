@@ -17,8 +17,8 @@ from . import __version__
 from .errors import StylelabError
 from .events import Done, Event, Failed, Snapshot, Step
 from .experiments import RunSpec
-from .runs import RunRecord, is_complete, load_run, write_run
-from .sweep import Batch, available_memory, execute_batch, same_settings
+from .runs import Run, RunRecord, is_complete, write_run
+from .sweep import Batch, available_memory, execute_batch, made_with
 
 STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
 
@@ -86,13 +86,13 @@ class Relay:
             pass
 
 
-def _written_earlier(folder: Path, spec: RunSpec) -> bool:
-    """A complete folder with this run's settings: an earlier attempt of this task wrote it.
+def _written_earlier(folder: Path, spec: RunSpec) -> Run | None:
+    """A complete folder with this run's settings, loaded: an earlier attempt of this task wrote it.
 
     (The driver sent the run because its folder was missing, partial, or made
     with other settings, so such a folder was written during this sweep.)
     """
-    return is_complete(folder) and same_settings(folder, spec.recipe)
+    return made_with(folder, spec.recipe) if is_complete(folder) else None
 
 
 def _summary(record: RunRecord) -> RunRecord:
@@ -129,12 +129,15 @@ def run_batch(
                 f"--shared-dir: {folder} is not visible on {socket.gethostname()}; mount the experiment "
                 "folder at the same path on every node, or leave out --shared-dir"
             )
-        earlier = [(spec, item) for spec, item in todo if _written_earlier(folder / spec.name, spec)]
-        for spec, _ in earlier:
-            run = load_run(folder / spec.name)
+        remaining = []
+        for spec, item in todo:
+            run = _written_earlier(folder / spec.name, spec)
+            if run is None:
+                remaining.append((spec, item))
+                continue
             record = RunRecord(spec.recipe, spec.content, [spec.style], run.status, run.info.get("message", ""))
             outcomes.append(Outcome(spec.name, record, written=True))
-        todo = [pair for pair in todo if pair not in earlier]
+        todo = remaining
     if not todo:
         return outcomes
     sub = Batch(batch.content, batch.recipe, [spec for spec, _ in todo])

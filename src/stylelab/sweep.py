@@ -34,7 +34,7 @@ from .events import Callback, for_item
 from .experiments import Experiment, RunSpec
 from .layers import LAYERS, depth, feature_shape
 from .recipes import Recipe
-from .runs import RunRecord, RunRecorder, is_complete, load_run, write_run
+from .runs import Run, RunRecord, RunRecorder, is_complete, load_run, write_run
 
 DEFAULT_MAX_BATCH = 8  # beyond this a CPU gains nothing and a GPU little
 MEMORY_SHARE = 0.5  # of the memory free at the start, the most a batch may plan to use
@@ -224,12 +224,13 @@ def experiment_folder(exp: Experiment, out: str | Path | None = None) -> Path:
     return Path(out) if out is not None else exp.out if exp.out is not None else Path("experiments") / exp.name
 
 
-def same_settings(folder: Path, recipe: Recipe) -> bool:
-    """Whether the complete run folder ``folder`` was made with ``recipe`` (False if unreadable)."""
+def made_with(folder: Path, recipe: Recipe) -> Run | None:
+    """The complete run folder ``folder``, loaded, if it was made with ``recipe`` (None if not, or unreadable)."""
     try:
-        return load_run(folder).recipe.to_dict() == recipe.to_dict()
+        run = load_run(folder)
     except (OSError, ValueError, KeyError, StylelabError):
-        return False
+        return None
+    return run if run.recipe.to_dict() == recipe.to_dict() else None
 
 
 def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> list[RunSpec]:
@@ -239,7 +240,7 @@ def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> lis
         folder = runs_dir / spec.name
         if not is_complete(folder):
             todo.append(spec)
-        elif not same_settings(folder, spec.recipe):
+        elif made_with(folder, spec.recipe) is None:
             changed.append(spec)
     if changed and not redo:
         raise StylelabError(
