@@ -288,7 +288,6 @@ class RayExecutor:
             data = [shipped[path] for path in paths]
             ref = remote.remote(batch, items, res.threads, inbox, self.runs_dir, paths, *data, version=__version__)
             tasks[ref] = _Task(batch, items)
-        delivered: set[str] = set()
 
         def read_progress() -> None:
             if inbox is not None:
@@ -310,11 +309,10 @@ class RayExecutor:
             read_progress()
             for spec, item in zip(task.batch.runs, task.items):
                 outcome = outcomes.get(spec.name)
-                if outcome is None or spec.name in delivered:
+                if outcome is None:
                     continue
                 if outcome.error:
                     progress.close([item], outcome.error)
-                delivered.add(spec.name)
                 record = outcome.record or RunRecord(
                     spec.recipe, spec.content, [spec.style], status="error", message=outcome.error
                 )
