@@ -18,7 +18,7 @@ import dataclasses
 import importlib.util
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StylelabError
@@ -59,7 +59,6 @@ class BenchOptions:
     batch_steps: int = 20
     memory_sizes: tuple[int, ...] = (512, 1024)
     peer_memory_sizes: tuple[int, ...] = (512, 1024)
-    extra: dict = field(default_factory=dict)
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -119,7 +118,7 @@ def run(opts: BenchOptions, command: str = "", log: Callable[[str], None] = lamb
         loads.append(load)
         return load
 
-    ctx = sections.Context(opts, opts.scratch, log, quiet)
+    ctx = sections.Context(log, quiet)
     results = {
         "command": command,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import time
 
-from .. import images, metrics
+from .. import metrics
 from ..events import Snapshot
 from . import procs
 from .report import summary
-from .sections import Context, _recipe
+from .sections import Context, _recipe, image_size
 
 
 def _pastiche(opts, ctx: Context, r: int) -> tuple[dict, str]:
-    png = ctx.scratch / f"quality-pastiche-{r}.png"
+    png = opts.scratch / f"quality-pastiche-{r}.png"
     n = opts.quality_peer_steps
     cmd = procs.pastiche_command(opts.content, opts.style, png, opts.quality_size, n, opts.device)
     run = procs.run_process(cmd, procs.PASTICHE_STEP)
@@ -47,7 +47,8 @@ def _stylelab(opts, target: metrics.Distances) -> dict:
     if opts.quality_style_weight is not None:
         overrides["style_weight"] = opts.quality_style_weight
     recipe = _recipe(opts, **overrides)
-    final = images.fit(images.load_rgb(opts.content)[0], recipe.size).size
+    height, width = image_size(opts.content, recipe.size)
+    final = (width, height)
     state = {"scoring": 0.0, "scoring_cpu": 0.0, "hit": None, "checks": []}
 
     def score(event):

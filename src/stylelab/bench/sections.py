@@ -1,7 +1,7 @@
 """The benchmark's measurements: start-up, step time, batched styles, peak memory.
 
-Each function takes the options and a ``Context`` (quiet-moment waiting,
-logging, a scratch folder) and returns a JSON-ready dict. Within a repeat the
+Each function takes the options (``BenchOptions``: the scratch folder among them) and a
+``Context`` (quiet-moment waiting, logging) and returns a JSON-ready dict. Within a repeat the
 tools run back to back, so a ratio compares moments of similar load; every
 sample records the load it was taken under.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -25,8 +24,6 @@ from .report import summary
 class Context:
     """What every section shares."""
 
-    options: object  # BenchOptions
-    scratch: Path
     log: object  # Callable[[str], None]
     quiet: object  # Callable[[], dict]: waits for a quiet moment, returns the load
 
@@ -59,7 +56,7 @@ def startup(opts, ctx: Context) -> dict:
     for r in range(opts.repeats):
         for tool in opts.tools:
             load = ctx.quiet()
-            out = ctx.scratch / f"startup-{tool}-{r}.png"
+            out = opts.scratch / f"startup-{tool}-{r}.png"
             if tool == "stylelab":
                 cmd = procs.stylelab_command(opts.content, opts.style, out, size, 2, opts.device)
                 run = procs.run_process(cmd, procs.STYLELAB_STEP, stop_after=1)
@@ -101,7 +98,7 @@ def step_time(opts, ctx: Context, tool: str, size: int, optimizer: str, precisio
     settings, such as its thread policy and allocator, stay in its process).
     """
     n = opts.steps_per_run
-    png = ctx.scratch / f"steps-{tool}-{size}-{optimizer}.png"
+    png = opts.scratch / f"steps-{tool}-{size}-{optimizer}.png"
     if tool == "pastiche":
         cmd = procs.pastiche_command(opts.content, opts.style, png, size, n, opts.device, ["--optimizer", optimizer])
         run = procs.run_process(cmd, procs.PASTICHE_STEP)
@@ -231,7 +228,7 @@ def memory(opts, ctx: Context) -> dict:
             if tool == "pastiche" and size not in opts.peer_memory_sizes:
                 continue
             load = ctx.quiet()
-            png = ctx.scratch / f"memory-{tool}-{size}.png"
+            png = opts.scratch / f"memory-{tool}-{size}.png"
             if tool == "stylelab":
                 run = procs.run_process(
                     procs.stylelab_command(opts.content, opts.style, png, size, 3, opts.device), procs.STYLELAB_STEP
