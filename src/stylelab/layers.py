@@ -125,6 +125,16 @@ def feature_shape(name: str, height: int, width: int) -> tuple[int, int, int]:
     return layer.channels, h, w
 
 
+def stages_through(names, height: int, width: int):
+    """(layer, channels, height, width) of every stage of a network cut after the deepest of
+    ``names`` (any convention), in order, for an input of this size."""
+    last = depth(resolve_all(names))
+    for layer in LAYERS:
+        if layer.index > last:
+            return
+        yield (layer, *feature_shape(layer.name, height, width))
+
+
 def table(height: int = 512, width: int = 512) -> list[dict]:
     """Rows for ``stylelab layers``: names in every convention, shape, receptive field."""
     rows = []

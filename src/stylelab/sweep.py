@@ -32,7 +32,7 @@ from . import images
 from .errors import StylelabError
 from .events import Callback, for_item
 from .experiments import Experiment, RunSpec
-from .layers import LAYERS, depth, feature_shape
+from .layers import stages_through
 from .recipes import Recipe
 from .runs import Run, RunRecord, RunRecorder, is_complete, load_run, write_run
 
@@ -59,13 +59,8 @@ class Batch:
 def image_bytes(recipe: Recipe, width: int, height: int) -> int:
     """Rough memory one image needs in a step: VGG19's activations up to the deepest layer used,
     kept for the backward pass, their gradients, and the optimiser's state."""
-    deepest = depth(set(recipe.resolved_content_layers) | set(recipe.resolved_style_layers))
-    floats = 0
-    for layer in LAYERS:
-        if layer.index > deepest:
-            break
-        c, h, w = feature_shape(layer.name, height, width)
-        floats += c * h * w
+    used = {*recipe.resolved_content_layers, *recipe.resolved_style_layers}
+    floats = sum(c * h * w for _, c, h, w in stages_through(used, height, width))
     history = 2 * 20 if recipe.optimizer == "lbfgs" else 2  # L-BFGS keeps 20 (s, y) pairs of the image
     return 4 * (3 * floats + (history + 4) * 3 * width * height)
 

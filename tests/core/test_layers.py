@@ -125,3 +125,11 @@ def test_layers_command_json(capsys):
         "shape": "256x16x16",
         "receptive_field": 24,
     }
+
+
+def test_stages_through_walks_the_network_to_the_deepest_layer_named():
+    stages = list(layers.stages_through(["relu1_1", "block3_conv1"], 64, 48))  # any naming
+    assert [layer.name for layer, *_ in stages][-1] == "conv3_1"
+    assert [layer.name for layer, *_ in stages][:3] == ["conv1_1", "relu1_1", "conv1_2"]
+    assert all((c, h, w) == layers.feature_shape(layer.name, 64, 48) for layer, c, h, w in stages)
+    assert stages[-1][1:] == (256, 16, 12)

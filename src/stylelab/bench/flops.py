@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..layers import LAYERS, depth, feature_shape, resolve_all
+from ..layers import stages_through
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,12 @@ class ConvShape:
 
 def conv_shapes(layers, height: int, width: int) -> list[ConvShape]:
     """The convolutions a network cut after the deepest of ``layers`` runs, in order."""
-    last = depth(resolve_all(layers))
     shapes = []
     c_in = 3
-    for layer in LAYERS:
-        if layer.index > last:
-            break
-        if layer.kind != "conv":
-            continue
-        c_out, h, w = feature_shape(layer.name, height, width)
-        shapes.append(ConvShape(layer.name, c_in, c_out, h, w))
-        c_in = c_out
+    for layer, c_out, h, w in stages_through(layers, height, width):
+        if layer.kind == "conv":
+            shapes.append(ConvShape(layer.name, c_in, c_out, h, w))
+            c_in = c_out
     return shapes
 
 
