@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +43,6 @@ def _shared(kind: str, name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_images() -> Path:
-    return SHARED_IMAGES
-
-
-@pytest.fixture(scope="session")
 def tubingen() -> Path:
     return _shared("content", "tubingen.jpg")
 
@@ -55,9 +52,14 @@ def starry_night() -> Path:
     return _shared("style", "starry_night.jpg")
 
 
-@pytest.fixture(scope="session")
-def the_scream() -> Path:
-    return _shared("style", "the_scream.jpg")
+def png_with_size(width: int, height: int) -> bytes:
+    """A tiny valid PNG whose header declares ``width`` x ``height``: a decompression bomb's calling card."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def gradient_image(width: int = 40, height: int = 30, seed: int = 0) -> Image.Image:

@@ -99,12 +99,12 @@ def _bad_inputs(tmp_path, tubingen, starry_night) -> dict[str, tuple[list, str]]
     truncated.write_bytes(tubingen.read_bytes()[:5000])
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    from tests.core.test_images import _png_header_only
+    from tests.conftest import png_with_size
 
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_header_only(200_000, 200_000))
+    bomb.write_bytes(png_with_size(200_000, 200_000))
     zero = tmp_path / "zero.png"
-    zero.write_bytes(_png_header_only(0, 64))
+    zero.write_bytes(png_with_size(0, 64))
     c, s = str(tubingen), str(starry_night)
     return {
         "missing content": ([tmp_path / "nope.jpg", "--style", s], "no such file"),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from PIL import Image
 
 from stylelab import images
 from stylelab.errors import ImageError
+from tests.conftest import png_with_size
 
 # ------------------------------------------------------------------ odd but valid inputs
 
@@ -178,16 +177,6 @@ def test_bad_arrays(array, pattern):
 # ------------------------------------------------------------------ bad inputs: one line each
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width`` x ``height``: a decompression bomb's calling card."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def _jpeg_bytes() -> bytes:
     buf = io.BytesIO()
     rng = np.random.default_rng(0)
@@ -208,8 +197,8 @@ BAD_FILES = {
     "empty file": (b"", "is empty"),
     "truncated jpeg": (_jpeg_bytes()[:1500], "damaged or truncated"),
     "truncated png": (_png_bytes()[:3000], "damaged or truncated"),
-    "bomb png": (_png_header_only(100_000, 100_000), "absurd dimensions"),
-    "zero-width png": (_png_header_only(0, 10), "stylelab can read"),
+    "bomb png": (png_with_size(100_000, 100_000), "absurd dimensions"),
+    "zero-width png": (png_with_size(0, 10), "stylelab can read"),
 }
 
 
@@ -226,7 +215,7 @@ def test_bad_files_are_refused_in_one_line(tmp_path, case):
 
 
 def test_bomb_png_is_small():
-    assert len(_png_header_only(100_000, 100_000)) < 100
+    assert len(png_with_size(100_000, 100_000)) < 100
 
 
 def test_our_pixel_limit_applies_below_pillows(tmp_path):

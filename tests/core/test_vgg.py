@@ -173,7 +173,7 @@ def test_network_is_cut_after_the_deepest_layer(caffe):
     assert out["relu3_1"].shape == (1, 256, 4, 4)
 
 
-def test_network_has_no_gradients_for_its_weights(caffe):
+def test_network_has_no_gradients_for_its_weights():
     net = vgg.build(["relu2_1"])
     assert all(not p.requires_grad for p in net.parameters())
     x = torch.rand(1, 3, 16, 16, requires_grad=True)

@@ -10,21 +10,12 @@ from stylelab.recipes import Recipe
 pytestmark = pytest.mark.slow
 
 
-def _images():
-    gen = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:64]
-    content = np.stack([xx / 64, yy / 48, 0.5 + 0 * xx], -1)
-    style = gen.random((40, 40, 3))
-    style2 = np.stack([np.sin(xx / 3), np.cos(yy / 5), xx * 0 + 0.3], -1)[:40, :40] * 0.5 + 0.5
-    return content, style, style2
-
-
 def _recipe(**kw):
     return Recipe(size=64, steps=4, device="cpu", **kw)
 
 
-def test_content_targets_from_the_first_step_equal_a_separate_pass(monkeypatch):
-    content, style, _ = _images()
+def test_content_targets_from_the_first_step_equal_a_separate_pass(monkeypatch, tiny_content, tiny_style):
+    content, style = tiny_content, tiny_style
     real = engine.build_targets
     asked = []
     monkeypatch.setattr(engine, "build_targets", lambda *a, **k: asked.append(k.get("content")) or real(*a, **k))
@@ -40,14 +31,14 @@ def test_content_targets_from_the_first_step_equal_a_separate_pass(monkeypatch):
     assert fast.history[0]["content"] == 0.0  # step 1 starts at the content image
 
 
-def test_content_reuse_is_not_used_when_the_start_is_not_the_content():
-    content, style, _ = _images()
+def test_content_reuse_is_not_used_when_the_start_is_not_the_content(tiny_content, tiny_style):
+    content, style = tiny_content, tiny_style
     r = stylize_one(content, [style], _recipe(init="noise"))
     assert r.history[0]["content"] > 0.01  # a real content target, far from noise
 
 
-def test_batched_items_match_their_single_runs_with_content_reuse():
-    content, style, style2 = _images()
+def test_batched_items_match_their_single_runs_with_content_reuse(tiny_content, tiny_style):
+    content, style, style2 = tiny_content, tiny_style, tiny_content  # two different styles
     batch = stylize_batch(content, [[style], [style2]], _recipe())
     for item, s in zip(batch, (style, style2)):
         single = stylize_one(content, [s], _recipe())

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tests.conftest import SHARED_IMAGES
-
-IMAGES = SHARED_IMAGES
+from tests.conftest import _shared
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +26,10 @@ def tiny_images(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ray-images")
     out = {}
     for name, src, size in [
-        ("content", IMAGES / "content" / "tubingen.jpg", 48),
-        ("starry", IMAGES / "style" / "starry_night.jpg", 40),
-        ("scream", IMAGES / "style" / "the_scream.jpg", 40),
-        ("hat", IMAGES / "style" / "woman-with-hat-matisse.jpg", 40),
+        ("content", _shared("content", "tubingen.jpg"), 48),
+        ("starry", _shared("style", "starry_night.jpg"), 40),
+        ("scream", _shared("style", "the_scream.jpg"), 40),
+        ("hat", _shared("style", "woman-with-hat-matisse.jpg"), 40),
     ]:
         img = Image.open(src).convert("RGB")
         img.thumbnail((size, size))

@@ -64,18 +64,6 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "con
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def png_with_size(width: int, height: int) -> bytes:
-    """A valid tiny PNG whose header declares ``width`` x ``height`` (a decompression bomb's trick)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"

@@ -34,14 +34,6 @@ def browser():
 
 
 @pytest.fixture
-def studio(runs_dir):
-    from stylelab.web.app import create_app
-
-    with ServerThread(create_app(runs_dir)) as server:
-        yield server
-
-
-@pytest.fixture
 def page(browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -68,8 +60,8 @@ def wait_state(page, state: str) -> None:
     page.wait_for_selector(f"#live-state .badge.state-{state}")
 
 
-def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
-    page.goto(studio.url)
+def test_upload_run_watch_gallery_and_compare(live_server, page, input_images):
+    page.goto(live_server.url)
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_selector("#conn.ok")  # the event stream is open
 
@@ -166,8 +158,8 @@ def test_upload_run_watch_gallery_and_compare(studio, page, input_images):
     assert not page.errors, page.errors
 
 
-def test_cancel_keeps_the_last_image(studio, page, input_images):
-    page.goto(studio.url)
+def test_cancel_keeps_the_last_image(live_server, page, input_images):
+    page.goto(live_server.url)
     page.wait_for_selector("#conn.ok")
     page.set_input_files("#content-file", str(input_images["content"]))
     page.set_input_files("#style-file", str(input_images["style2"]))
@@ -182,12 +174,12 @@ def test_cancel_keeps_the_last_image(studio, page, input_images):
     assert not page.errors, page.errors
 
 
-def test_phone_width_and_keyboard(studio, browser, input_images):
+def test_phone_width_and_keyboard(live_server, browser, input_images):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        page.goto(studio.url)
+        page.goto(live_server.url)
         page.wait_for_selector("body[data-ready='1']")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page is {overflow}px wider than a phone"

@@ -245,7 +245,7 @@ def test_uploads_that_are_not_usable_images_are_refused_with_a_clear_message(mak
 
 
 def test_a_decompression_bomb_and_a_truncated_image_are_refused(make_client, input_images):
-    from .conftest import png_with_size
+    from tests.conftest import png_with_size
 
     client = make_client(worker=False)
     bomb = client.post("/api/uploads?name=bomb.png", content=png_with_size(50_000, 50_000))
