@@ -66,12 +66,10 @@ def bench_command(
         )
     content_path, style_path, styles = bench.find_images(images or Path("."), content, style)
     opts = bench.BenchOptions(content_path, style_path, styles, scratch, device=device, peer=peer)
-    if only:
-        opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
     if quick:
         opts = opts.quick()
-        if only:  # an explicit --only keeps the sections it names
-            opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
+    if only:  # after --quick: an explicit --only keeps the sections it names
+        opts.sections = tuple(s.strip() for s in only.split(",") if s.strip())
     if repeats is not None:
         opts.repeats = max(1, repeats)
     opts.max_busy, opts.max_wait, opts.quality_style_weight = max_busy, max_wait, quality_style_weight
