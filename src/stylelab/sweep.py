@@ -93,6 +93,17 @@ def batch_limit(recipe: Recipe, content: str, requested: int | None = None, free
     return max(1, min(fits, requested if requested else DEFAULT_MAX_BATCH))
 
 
+def sweep_batches(todo: Sequence[RunSpec], max_batch: int, executor: Executor | None = None) -> list[Batch]:
+    """The batches a sweep runs: sized by each group's memory need against the memory where
+    the batches run (``executor.worker_memory()``; this machine's when it says None)."""
+
+    def limit(spec: RunSpec) -> int:  # plan_batches asks once per group of content and recipe
+        free = executor.worker_memory() if executor is not None else None
+        return batch_limit(spec.recipe, spec.content, max_batch, free)
+
+    return plan_batches(todo, limit)
+
+
 def plan_batches(specs: Sequence[RunSpec], limit: Callable[[RunSpec], int] | int = 1) -> list[Batch]:
     """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch."""
     groups: dict[tuple[str, str], list[RunSpec]] = {}
@@ -181,9 +192,15 @@ class Executor(Protocol):
         self, batches: Sequence[Batch], deliver: Deliver, *, events: Callback | None, stop: threading.Event
     ) -> None: ...
 
+    def worker_memory(self) -> int | None:
+        """Bytes one batch may plan with where it runs; None: this machine's free memory."""
+
 
 class LocalExecutor:
     """One batch after the other, in this process."""
+
+    def worker_memory(self) -> None:
+        return None
 
     def run(self, batches, deliver, *, events=None, stop):
         for batch in batches:
@@ -270,12 +287,7 @@ def run_sweep(
     runs_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
 
-    def limit(spec: RunSpec) -> int:  # plan_batches asks once per group of content and recipe
-        # An executor whose workers are elsewhere says how much memory one of them has.
-        free = getattr(executor, "worker_memory", lambda: None)()
-        return batch_limit(spec.recipe, spec.content, max_batch, free)
-
-    batches = plan_batches(todo, limit)
+    batches = sweep_batches(todo, max_batch, executor)
 
     def deliver(spec: RunSpec, record: RunRecord, *, written: bool = False) -> None:
         if record.status == "cancelled":

@@ -83,7 +83,7 @@ def sweep_command(
     specs = exp.plan()
     if dry_run:
         todo = sweep.pending(specs, folder / "runs", redo=True)
-        batches = sweep.plan_batches(todo, lambda s: sweep.batch_limit(s.recipe, s.content, batch))
+        batches = sweep.sweep_batches(todo, batch)
         out.print(f"{folder}: {len(specs)} runs, {len(specs) - len(todo)} finished, {len(batches)} batches to run")
         for b in batches:
             out.print(f"  batch of {len(b.runs)}: " + ", ".join(spec.name for spec in b.runs), highlight=False)
