@@ -124,13 +124,14 @@ class Recipe:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Recipe)}
 
 
-def _type_name(f: dataclasses.Field) -> str:
+def type_name(f: dataclasses.Field) -> str:
+    """A Recipe field's type as text without spaces, e.g. ``tuple[str,...]|None``."""
     return str(f.type).replace(" ", "")
 
 
 def _coerce(f: dataclasses.Field, value):
     """Turn TOML, CLI or JSON values into the field's type, or explain why not."""
-    t = _type_name(f)
+    t = type_name(f)
     if isinstance(value, str) and not value.strip() and "None" in t:
         value = None  # TOML has no null: an empty string means "unset" (e.g. lr = "")
     if value is None:

@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import StylelabError
-from ..recipes import FIELDS, Recipe
+from ..recipes import FIELDS, Recipe, type_name
 
 app = typer.Typer(
     add_completion=False,
@@ -90,7 +90,7 @@ def recipe_parameters() -> list[inspect.Parameter]:
     for f in dataclasses.fields(Recipe):
         if not f.metadata.get("cli", True):
             continue
-        t = str(f.type).replace(" ", "")
+        t = type_name(f)
         if t.startswith("tuple[str"):
             annotation, metavar = Optional[list[str]], "NAME..."
         elif t.startswith("tuple[float"):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..engine import resolve_device
 from ..errors import StylelabError
-from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary
+from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary, type_name
 from .gallery import Gallery, RunNotFound
 from .jobs import Hub, JobQueue
 from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined
@@ -69,7 +69,7 @@ def field_schema() -> list[dict]:
         out.append(
             {
                 "name": name,
-                "type": str(f.type).replace(" ", ""),
+                "type": type_name(f),
                 "default": list(default) if isinstance(default, tuple) else default,
                 "help": f.metadata["help"],
                 "choices": list(choices) if choices else None,
