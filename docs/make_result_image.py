@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data
 
 import stylelab
@@ -35,20 +35,12 @@ def main() -> None:
     w, h = img.size
     thumb = h // 2
     sheet = Image.new("RGB", (w + thumb + 8, h), "white")
-    sheet.paste(square_tile(content, thumb), (0, 0))
-    sheet.paste(square_tile(style, thumb), (0, h - thumb))
+    sheet.paste(ImageOps.fit(content.convert("RGB"), (thumb, thumb), Image.Resampling.LANCZOS), (0, 0))
+    sheet.paste(ImageOps.fit(style.convert("RGB"), (thumb, thumb), Image.Resampling.LANCZOS), (0, h - thumb))
     sheet.paste(img, (thumb + 8, 0))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(OUT, quality=85, optimize=True)
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KB), {result.steps} steps in {result.elapsed:.0f}s")
-
-
-def square_tile(img: Image.Image, side: int) -> Image.Image:
-    """Centre-crop to a square and resize: the small content and style tiles."""
-    w, h = img.size
-    s = min(w, h)
-    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    return img.convert("RGB").crop(box).resize((side, side), Image.Resampling.LANCZOS)
 
 
 if __name__ == "__main__":
