@@ -68,8 +68,12 @@ class TaskResources:
 
     num_cpus: float
     num_gpus: float
-    threads: int  # torch threads in the task
     per_node: int  # tasks of this size running side by side on one node (or one GPU)
+
+    @property
+    def threads(self) -> int:
+        """Torch threads in the task: one per CPU it holds."""
+        return int(self.num_cpus)
 
     def options(self) -> dict[str, float]:
         return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
@@ -98,14 +102,14 @@ def plan_resources(
         raise StylelabError("--cpus-per-task must be at least 1 and --gpus-per-task at least 0")
     if gpus_per_task > 0:
         cpus = cpus_per_task or 1
-        return TaskResources(cpus, gpus_per_task, cpus, max(1, int(1 / gpus_per_task)) if gpus_per_task < 1 else 1)
+        return TaskResources(cpus, gpus_per_task, max(1, int(1 / gpus_per_task)))
     largest = int(max(node_cpus, default=0))
     if cpus_per_task is None:
         if largest < 1:
             raise StylelabError("the Ray cluster has no CPUs (and no GPUs); start a worker node first")
         share = int(cluster.get("CPU", largest) // tasks) if tasks else 1
         cpus_per_task = max(1, min(share, largest))
-    return TaskResources(cpus_per_task, 0, cpus_per_task, max(1, largest // cpus_per_task))
+    return TaskResources(cpus_per_task, 0, max(1, largest // cpus_per_task))
 
 
 # ---------------------------------------------------------------- the driver's side
