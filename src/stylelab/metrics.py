@@ -45,24 +45,47 @@ def _net(device: str):
     return _net_cache[device]
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What images of one size are measured against: the content's features and the styles' Grams."""
+
+    size: tuple[int, int]  # (width, height) of the images it measures
+    content: torch.Tensor  # relu4_2 of the content resized to ``size``
+    grams: dict[str, torch.Tensor]  # blended style Gram per style layer
+
+
 @torch.no_grad()
-def distances(image, content, styles: Sequence, style_weights: Sequence[float] | None = None, device: str = "cpu"):
-    """Content and style distance of ``image`` (any input ``images.load_rgb`` takes)."""
-    img = images.load_rgb(image)[0]
-    size = img.size
+def reference(
+    content, styles: Sequence, size: tuple[int, int], style_weights: Sequence[float] | None = None, device: str = "cpu"
+) -> Reference:
+    """The targets for images of ``size`` (width, height): made once, reused for every image of that size."""
     net = _net(device)
-    x = images.to_tensor(img).to(device)
     c = images.to_tensor(images.load_rgb(content)[0].resize(size, images.RESAMPLE)).to(device)
-    fx, fc = net(x), net(c, [CONTENT_LAYER])
-    content_d = (fx[CONTENT_LAYER] - fc[CONTENT_LAYER]).norm() / fc[CONTENT_LAYER].norm().clamp_min(1e-12)
     style_grams = {layer: [] for layer in STYLE_LAYERS}
     for s in styles:
         fs = net(images.to_tensor(images.fit(images.load_rgb(s)[0], max(size))).to(device), STYLE_LAYERS)
         for layer in STYLE_LAYERS:
             style_grams[layer].append(gram_matrix(fs[layer]))
     weights = list(style_weights) if style_weights else [1.0] * len(styles)
-    per_layer = []
-    for layer in STYLE_LAYERS:
-        target = blend_grams(style_grams[layer], weights)
-        per_layer.append((gram_matrix(fx[layer]) - target).norm() / target.norm().clamp_min(1e-12))
+    grams = {layer: blend_grams(style_grams[layer], weights) for layer in STYLE_LAYERS}
+    return Reference(tuple(size), net(c, [CONTENT_LAYER])[CONTENT_LAYER], grams)
+
+
+@torch.no_grad()
+def distances_to(image, ref: Reference, device: str = "cpu") -> Distances:
+    """Content and style distance of ``image`` (of ``ref.size``) from a ``reference``."""
+    img = images.load_rgb(image)[0]
+    if img.size != ref.size:
+        raise ValueError(f"the image is {img.size}, the reference was made for {ref.size}")
+    fx = _net(device)(images.to_tensor(img).to(device))
+    content_d = (fx[CONTENT_LAYER] - ref.content).norm() / ref.content.norm().clamp_min(1e-12)
+    per_layer = [
+        (gram_matrix(fx[layer]) - target).norm() / target.norm().clamp_min(1e-12) for layer, target in ref.grams.items()
+    ]
     return Distances(float(content_d), float(torch.stack(per_layer).mean()))
+
+
+def distances(image, content, styles: Sequence, style_weights: Sequence[float] | None = None, device: str = "cpu"):
+    """Content and style distance of ``image`` (any input ``images.load_rgb`` takes)."""
+    img = images.load_rgb(image)[0]
+    return distances_to(img, reference(content, styles, img.size, style_weights, device), device)

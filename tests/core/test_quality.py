@@ -89,3 +89,13 @@ def test_default_settings_give_a_stylised_image(optimizer, tubingen, starry_nigh
     # And the optimisation went downhill.
     totals = [row["total"] for row in result.history]
     assert totals[-1] < 0.5 * totals[0]
+
+
+def test_a_reference_made_once_measures_like_distances(tubingen, starry_night, references):
+    """The benchmark scores many snapshots against one reference: the same numbers as a fresh one."""
+    (noise, noise_d), (content, _) = references["noise"], references["content"]
+    ref = metrics.reference(tubingen, [starry_night], noise.size)
+    assert metrics.distances_to(noise, ref) == noise_d
+    assert metrics.distances_to(content, ref).content < 1e-6 < noise_d.content
+    with pytest.raises(ValueError, match="reference was made for"):
+        metrics.distances_to(noise.resize((noise.width + 1, noise.height)), ref)
