@@ -181,15 +181,19 @@ class Gallery:
             raise RunNotFound(f"run {key!r} has no result image")
         return _thumbnail(str(run.result), run.result.stat().st_mtime_ns, THUMB_SIZE)
 
-    def compare(self, keys: list[str]) -> dict:
-        """Runs side by side: every setting, with the ones that differ marked (``Recipe.diff``)."""
+    def _compared(self, keys: list[str]) -> tuple[list[Run], set[str]]:
+        """The runs to compare and the settings in which they differ (``Recipe.diff``)."""
         if not 1 <= len(keys) <= MAX_COMPARE:
             raise StylelabError(f"compare between 1 and {MAX_COMPARE} runs, not {len(keys)}")
         chosen = [self.run(k) for k in keys]
-        base = chosen[0].recipe
         differs: set[str] = set()
         for other in chosen[1:]:
-            differs.update(base.diff(other.recipe))
+            differs.update(chosen[0].recipe.diff(other.recipe))
+        return chosen, differs
+
+    def compare(self, keys: list[str]) -> dict:
+        """Runs side by side: every setting, with the ones that differ marked (``Recipe.diff``)."""
+        chosen, differs = self._compared(keys)
         values = [r.recipe.to_dict() for r in chosen]
         fields = [
             {"name": name, "values": [v[name] for v in values], "differs": name in differs, "help": f.metadata["help"]}
@@ -206,15 +210,15 @@ class Gallery:
         """The compared results as one labelled grid picture (``sheets.grid_picture``)."""
         from ..sheets import figure_to_image, grid_picture
 
-        data = self.compare(keys)
+        chosen, differs = self._compared(keys)
+        shown = [name for name, f in FIELDS.items() if name in differs and f.metadata.get("cli", True)]
         pictures, labels = [], []
-        for i, run in enumerate(data["runs"]):
-            if not run["result"]:
+        for run in chosen:
+            if not run.result.is_file():
                 continue
-            folder = confined(self.root, run["key"])
-            pictures.append(images.load_rgb(folder / "result.png")[0])
-            changed = [f"{f['name']}={f['values'][i]}" for f in data["fields"] if f["differs"]]
-            labels.append("\n".join([run["name"], *changed[:4]]))
+            pictures.append(images.load_rgb(run.result)[0])
+            values = run.recipe.to_dict()
+            labels.append("\n".join([run.name, *[f"{name}={values[name]}" for name in shown][:4]]))
         if not pictures:
             raise RunNotFound("none of these runs has a result image")
         return figure_to_image(grid_picture([("", pictures)], labels))
