@@ -57,7 +57,7 @@ class Gallery:
     """Run folders under ``root``, listed from a cache at most ``ttl`` seconds old."""
 
     def __init__(self, root: Path, ttl: float = 2.0):
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # once: summaries compare folders against it
         self.ttl = ttl
         self._cache: tuple[float, list[Run]] | None = None
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class Gallery:
             "key": key,
             "name": run.name,
             "title": f"{run.recipe.name} · {names['content']}" if names.get("content") else run.name,
-            "experiment": None if parent == self.root.resolve() else relative_key(self.root, parent),
+            "experiment": None if parent == self.root else relative_key(self.root, parent),
             "status": run.status,
             "message": info.get("message", ""),
             "finished": info.get("finished"),
