@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[web,ray,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[web,ray,video,fast,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
