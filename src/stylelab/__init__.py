@@ -2,17 +2,44 @@
 
 >>> import stylelab
 >>> result = stylelab.stylize("photo.jpg", "painting.jpg", steps=200)  # doctest: +SKIP
+
+Importing the package is cheap and changes nothing process-wide: torch and the
+network load when a run needs them, and thread or allocator tuning is for the
+command line and the studio to opt into (``stylelab.tuning``).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .threads import prefer_sleeping_threads  # noqa: E402 - before anything imports torch
-
-prefer_sleeping_threads()
-
-from .api import stylize  # noqa: E402
-from .engine import Result  # noqa: E402
-from .errors import StylelabError  # noqa: E402
-from .recipes import Recipe, load_recipe  # noqa: E402
+# Public name -> the module that defines it, imported on first use.
+_LAZY = {
+    "stylize": "api",
+    "Result": "engine",
+    "StylelabError": "errors",
+    "Recipe": "recipes",
+    "load_recipe": "recipes",
+}
 
 __all__ = ["Recipe", "Result", "StylelabError", "__version__", "load_recipe", "stylize"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import stylize
+    from .engine import Result
+    from .errors import StylelabError
+    from .recipes import Recipe, load_recipe
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stylelab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .engine import Result, stylize_one
+from .errors import InputTypeError
 from .events import Event
 from .recipes import Recipe, load_recipe
 from .runs import RunWriter
@@ -62,6 +64,12 @@ def stylize(
     callbacks: list[Callable] = []
     if callback is not None:
         callbacks.extend(callback if isinstance(callback, Sequence) else [callback])
+    if not all(callable(cb) for cb in callbacks):
+        raise InputTypeError("callback must be a function (or a list of functions) taking an event")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+        raise InputTypeError(f"run_dir must be a folder path, not {type(run_dir).__name__}")
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise InputTypeError("stop must be a threading.Event")
     if run_dir is not None:
         callbacks.append(RunWriter(Path(run_dir), content, styles))
     from .progress import NotebookDisplay, ProgressBar, in_notebook

@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import allocator, color, images, optimizers, precision
-from .errors import ImageError, RecipeError
+from . import color, images, memory, optimizers, precision
+from .errors import ImageError, MemoryLimitError, RecipeError
 from .events import Callback, Done, Failed, Snapshot, Started, Step
+from .layers import BY_NAME, min_side
 from .losses import Objective, blend_grams, gram_matrix
-from .recipes import INITS, Recipe
+from .recipes import DEVICE, INITS, MAX_SIZE, Recipe
 from .vgg import VGG19, build
 
 NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
@@ -77,12 +78,13 @@ def resolve_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise RecipeError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if not DEVICE.fullmatch(name):  # meta, xpu and the like: devices torch knows and stylelab does not run on
+        raise RecipeError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RecipeError(f"device {name!r} asked for, but this machine has no usable CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RecipeError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RecipeError(f"device {name!r} asked for, but MPS is not available here")
     return dev
@@ -94,12 +96,28 @@ def scale_sizes(size: int, scales: int, smallest: int = 64) -> list[int]:
     return sorted(dict.fromkeys(sizes))
 
 
+def _style_label(item: int, index: int, batch: int, count: int) -> str:
+    if batch == 1:
+        return "style" if count == 1 else f"style {index + 1}"
+    return f"style {index + 1} of run {item + 1}"
+
+
 def prepare(content, styles: Sequence[Sequence[Any]], recipe: Recipe, init=None) -> Prepared:
-    """Decode the inputs and apply colour preservation. Raises ImageError for bad inputs."""
-    content_img, alpha = images.load_rgb(content)
-    loaded = [[images.load_rgb(s)[0] for s in item] for item in styles]
-    if any(not item for item in loaded):
-        raise ImageError("each run needs at least one style image")
+    """Decode the inputs, check them against the recipe and apply colour preservation.
+
+    Everything that can refuse a run happens here, before any event is emitted
+    or any file is written: unreadable or unusable images, blend weights that do
+    not match the styles, images too small or thin for the network, a run that
+    would not fit in memory.
+    """
+    content_img, alpha = images.load_rgb(content, what="content")
+    if any(isinstance(item, (str, bytes)) or not isinstance(item, Sequence) for item in styles):
+        raise ImageError("styles must be one list of style images per run")
+    loaded = [
+        [images.load_rgb(s, what=_style_label(i, j, len(styles), len(item)))[0] for j, s in enumerate(item)]
+        for i, item in enumerate(styles)
+    ]
+    check_inputs(content_img, loaded, recipe)
     original = content_img
     if recipe.preserve_color == "histogram":
         loaded = [[color.match_histogram(s, content_img) for s in item] for item in loaded]
@@ -108,10 +126,55 @@ def prepare(content, styles: Sequence[Sequence[Any]], recipe: Recipe, init=None)
         content_img = color.luminance_image(content_img)
     init_img = None
     if init is not None:
-        init_img = images.load_rgb(init)[0]
+        init_img = images.load_rgb(init, what="init")[0]
     elif recipe.init not in INITS:
-        init_img = images.load_rgb(recipe.init)[0]
+        init_img = images.load_rgb(recipe.init, what="init")[0]
     return Prepared(content_img, original, alpha, loaded, init_img)
+
+
+def check_inputs(
+    content: Image.Image, styles: Sequence[Sequence[Image.Image]], recipe: Recipe, memory_free=None
+) -> None:
+    """Refuse a batch (one list of style images per run) that the recipe cannot paint: no styles,
+    blend weights that do not match them, images too small for the network, not enough memory
+    (``memory_free`` bytes; default: what the machine has free now)."""
+    if not styles or any(not item for item in styles):
+        raise ImageError("each run needs at least one style image")
+    for item in styles:
+        _blend_weights(recipe, len(item))
+    flat = [s for item in styles for s in item]
+    _check_network_sizes(content, flat, recipe)
+    memory.check_fits(recipe, content.size, [s.size for s in flat], batch=len(styles), available=memory_free)
+
+
+def _check_network_sizes(content: Image.Image, styles: list[Image.Image], recipe: Recipe) -> None:
+    """Refuse images that the network's poolings would shrink to nothing at the deepest layer used.
+
+    Each 2x2 pooling halves a side, so an image must keep ``layers.min_side`` pixels
+    on its shorter side at every scale the run uses (content) and at the style size.
+    """
+    used = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    need = min_side(used)
+    deepest = max(used, key=lambda name: BY_NAME[name].index)
+    style_longest = max(16, round(recipe.size * recipe.style_scale))
+    checks = [("content", content, longest, "--size") for longest in scale_sizes(recipe.size, recipe.scales)]
+    checks += [("a style image", s, style_longest, "--style-scale") for s in styles]
+    for what, img, longest, knob in checks:
+        w, h = images.fitted_size(img.size, longest)
+        if min(w, h) >= need:
+            continue
+        # The longest side at which the shorter one reaches ``need`` (from the image's own proportions).
+        enough = max(math.ceil(need * max(img.size) / min(img.size)), longest + 1)
+        if enough > MAX_SIZE:
+            fix = "the image is too narrow for the network; crop it"
+        elif knob == "--size":
+            fix = f"use --size {enough} or more"
+        else:
+            fix = f"use --style-scale {math.ceil(100 * enough / recipe.size) / 100:g} or more"
+        raise ImageError(
+            f"{what} ({img.width}x{img.height}) becomes {w}x{h} at {longest} px, but {deepest} needs at least "
+            f"{need} px on each side: {fix}"
+        )
 
 
 def _blend_weights(recipe: Recipe, n: int) -> list[float]:
@@ -218,6 +281,14 @@ class _Run:
             if cb(event) is True:
                 self.cancel("stopped by a callback")
 
+    def emit_ending(self, event) -> None:
+        """An ending goes to every callback even when one of them raises."""
+        for cb in self.callbacks:
+            try:
+                cb(event)
+            except Exception:  # noqa: BLE001 - the run is already failing; the first error is the one to report
+                pass
+
     def cancel(self, why: str) -> None:
         for i in range(self.batch):
             if self.status[i] == "done":
@@ -284,6 +355,16 @@ def run_scale(
     return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach())
 
 
+def _as_stylelab_error(exc: BaseException) -> MemoryLimitError | None:
+    """Running out of memory, said as a StylelabError (one line, exit 2); None for anything else."""
+    out_of_memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+    if out_of_memory:
+        return MemoryLimitError("out of memory during the run: lower --size (or --style-scale, --batch)")
+    return None
+
+
 def _fail(run: _Run, i: int, message: str) -> None:
     run.status[i], run.messages[i] = "diverged", message
     run.active[i] = False
@@ -318,8 +399,6 @@ def stylize_batch(
     per-image state.
     """
     device = resolve_device(recipe.device)
-    if device.type == "cpu":
-        allocator.reuse_freed_memory()  # no page faults for the activations of every step
     prep = prepare(content, styles, recipe, init)
     batch = len(prep.styles)
     labels = list(labels) if labels is not None else [""] * batch
@@ -360,6 +439,15 @@ def stylize_batch(
                 break
     except KeyboardInterrupt:
         run.cancel("interrupted")
+    except BaseException as exc:
+        # Every item still gets its ending, so sinks close their files and remove what they
+        # began (a run folder's .partial); then the caller learns what went wrong.
+        error = _as_stylelab_error(exc)
+        for i in range(batch):
+            run.emit_ending(Failed(i, len(run.histories[i]), str(error or exc).splitlines()[0], "error"))
+        if error is not None:
+            raise error from exc
+        raise
     elapsed = time.perf_counter() - run.t0
     peak = _peak_memory(device)
     results = []

@@ -13,9 +13,17 @@ class ImageError(StylelabError):
     """An input image cannot be used: missing, unreadable, truncated, too large."""
 
 
+class InputTypeError(ImageError, TypeError):
+    """An input that is no kind of image at all (None, a number, a dict): a TypeError too."""
+
+
 class WeightsError(StylelabError):
     """The network weights cannot be found or loaded."""
 
 
 class DivergedError(StylelabError):
     """The optimisation produced NaN or inf; the message names the knob to change."""
+
+
+class MemoryLimitError(StylelabError):
+    """A run would not fit in the memory free (estimated before it starts, or an allocation failed)."""

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ImageError, RecipeError, StylelabError
-from .recipes import FIELDS, Recipe, load_recipe, recipe_values
+from .recipes import FIELDS, Recipe, is_recipe_file, load_recipe, recipe_values
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_NAME = 120
@@ -228,10 +228,12 @@ def _check_key(key: str) -> None:
 
 def _file_or_name(entry: str, base: Path | None) -> str:
     """A recipe file as an absolute path (relative ones are relative to ``base``), a preset name as it is."""
+    if not is_recipe_file(entry):
+        return entry
     path = Path(entry).expanduser()
-    if not path.is_absolute() and base is not None and (entry.endswith(".toml") or (base / path).is_file()):
+    if not path.is_absolute() and base is not None:
         path = base / path
-    return str(path.resolve()) if entry.endswith(".toml") or path.is_file() else entry
+    return str(path.resolve())
 
 
 def _recipe_entry(entry: Any, base: Path | None) -> tuple[str, Recipe, Any]:
@@ -308,6 +310,31 @@ def build(
     return exp
 
 
+def _check_types(data: dict, path: Path) -> None:
+    """Each key of an experiment file holds what it must (a wrong type is one line, not a traceback)."""
+
+    def bad(key: str, wanted: str) -> ExperimentError:
+        return ExperimentError(f"{path}: {key} must be {wanted}, not {type(data[key]).__name__} {data[key]!r}"[:300])
+
+    for key in ("name", "out"):
+        if key in data and not (isinstance(data[key], str) and data[key].strip()):
+            raise bad(key, "a text")
+    for key in ("content", "styles"):
+        value = data.get(key, [])
+        if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            raise bad(key, "a file or folder name, or a list of them")
+    recipes = data.get("recipes", [])
+    entries = recipes if isinstance(recipes, list) else [recipes]
+    if not all(isinstance(r, (str, dict)) for r in entries):
+        raise bad("recipes", "a preset name, a recipe file, a table, or a list of them")
+    for key in ("set", "grid"):
+        if key in data and not isinstance(data[key], dict):
+            raise bad(key, "a table ([set] or [grid] with key = value lines)")
+    for key, values in data.get("grid", {}).items():
+        if isinstance(values, dict):
+            raise ExperimentError(f"{path}: grid {key} must be a list of values, not a table")
+
+
 def _absolute(paths) -> list[str]:
     # Paths from the command line are relative to where it runs, not to the experiment file.
     return [str(Path(p).expanduser().resolve()) for p in paths or []]
@@ -326,6 +353,7 @@ def load(path: str | Path, **changes) -> Experiment:
     unknown = [k for k in data if k not in KEYS]
     if unknown:
         raise ExperimentError(f"{path}: unknown key {unknown[0]!r}; an experiment has {', '.join(KEYS)}")
+    _check_types(data, path)
     as_list = lambda v: [v] if isinstance(v, (str, dict)) else list(v or [])  # noqa: E731
     base = path.parent
     out = changes.get("out") or (base / data["out"] if data.get("out") else None)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, InputTypeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 # Larger inputs are refused before decoding: a decompression bomb declares a huge
 # size in a few bytes. 100 Mpx covers any real photo or scan.
@@ -26,23 +30,36 @@ RESAMPLE = Image.Resampling.LANCZOS
 
 
 def _describe(src) -> str:
-    return str(src) if isinstance(src, (str, Path)) else type(src).__name__
+    return str(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__
 
 
-def open_image(src, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open and fully decode an image from a path, bytes, PIL image or array.
+def _is_tensor(src) -> bool:
+    # A tensor exists only once torch is imported: no need to import it here to ask.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(src, torch.Tensor)
+
+
+def open_image(src, *, max_pixels: int = MAX_PIXELS, what: str | None = None) -> Image.Image:
+    """Open and fully decode an image from a path, bytes, PIL image, array or tensor.
 
     EXIF orientation is applied. The mode is left as it is; see ``to_rgb``.
+    ``what`` names the argument in messages ("content", "style 2").
 
     Raises:
-        ImageError: missing, unreadable, truncated, empty or too large.
+        InputTypeError: ``src`` is none of the kinds above (None, a number, a dict, a list).
+        ImageError: missing, unreadable, truncated, empty, too large, or an array of no image type.
     """
+    label = what or _describe(src)
     if isinstance(src, Image.Image):
         img = src
     elif isinstance(src, np.ndarray):
-        img = _from_array(src)
-    elif isinstance(src, torch.Tensor):
-        img = _from_array(src.detach().cpu().numpy())
+        img = _from_array(src, label)
+    elif _is_tensor(src):
+        img = _from_array(src.detach().cpu().numpy(), label)
+    elif not isinstance(src, (str, os.PathLike, bytes, bytearray)):
+        raise InputTypeError(
+            f"{what or 'an image'} must be a file path, PIL image, numpy array or tensor, not {type(src).__name__}"
+        )
     else:
         name = _describe(src)
         if isinstance(src, (bytes, bytearray)):
@@ -76,17 +93,19 @@ def open_image(src, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ImageError(f"{name} is damaged or truncated ({first})") from None
     w, h = img.size
     if w == 0 or h == 0:
-        raise ImageError(f"{_describe(src)} has zero size ({w}x{h})")
+        raise ImageError(f"{label} has zero size ({w}x{h})")
     if w * h > max_pixels:
-        raise ImageError(f"{_describe(src)} is {w}x{h}, over the limit of {max_pixels:,} pixels")
+        raise ImageError(f"{label} is {w}x{h}, over the limit of {max_pixels:,} pixels")
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block should not lose the picture
         return img
 
 
-def _from_array(a: np.ndarray) -> Image.Image:
+def _from_array(a: np.ndarray, label: str = "an image array") -> Image.Image:
     a = np.asarray(a)
+    if a.dtype.kind not in "buif":  # complex, strings, objects, dates: no picture in them
+        raise InputTypeError(f"{label}: an image array holds numbers (uint8, uint16 or float), not {a.dtype}")
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]  # a batch of one, as tensors often come
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
@@ -94,9 +113,9 @@ def _from_array(a: np.ndarray) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ImageError(f"an image array must be HxW, HxWx3 or HxWx4, not {a.shape}")
+        raise ImageError(f"{label}: an image array must be HxW, HxWx3 or HxWx4, not {a.shape}")
     if a.size == 0:
-        raise ImageError(f"image array has zero size {a.shape}")
+        raise ImageError(f"{label}: the image array has zero size {a.shape}")
     if a.dtype == np.uint8:
         pass
     elif a.dtype == np.uint16:
@@ -104,7 +123,7 @@ def _from_array(a: np.ndarray) -> Image.Image:
     elif np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_:
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
-            raise ImageError("image array contains NaN or inf")
+            raise ImageError(f"{label}: the image array contains NaN or inf")
         # Floats are 0..1 by convention; an array whose values go well past 1 is 0..255
         # (np.asarray(img, dtype=float)), and clipping it would give a white picture.
         top = 255.0 if a.max() > 1.5 else 1.0
@@ -149,27 +168,36 @@ def to_rgb(img: Image.Image, *, background=(255, 255, 255)) -> tuple[Image.Image
     return img, alpha
 
 
-def load_rgb(src, *, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, Image.Image | None]:
+def load_rgb(src, *, max_pixels: int = MAX_PIXELS, what: str | None = None) -> tuple[Image.Image, Image.Image | None]:
     """``open_image`` then ``to_rgb``: the one call inputs go through."""
-    return to_rgb(open_image(src, max_pixels=max_pixels))
+    return to_rgb(open_image(src, max_pixels=max_pixels, what=what))
+
+
+def fitted_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """(width, height) scaled so the longest side is ``longest`` pixels, keeping the aspect ratio."""
+    w, h = size
+    scale = longest / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def fit(img: Image.Image, longest: int) -> Image.Image:
     """Resize so the longest side is ``longest`` pixels, keeping the aspect ratio."""
-    w, h = img.size
-    scale = longest / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = fitted_size(img.size, longest)
     return img if size == img.size else img.resize(size, RESAMPLE)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """(1, 3, H, W) float32 RGB in 0..1."""
+    import torch
+
     a = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:
     """The first image of a (B, 3, H, W) or (3, H, W) tensor as RGB, clamped to 0..1."""
+    import torch
+
     if x.dim() == 4:
         x = x[0]
     a = x.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -115,12 +115,25 @@ def depth(names) -> int:
     return max((BY_NAME[n].index for n in names), default=-1)
 
 
+def pools_before(name: str) -> int:
+    """How many 2x2 poolings an input goes through before reaching ``name`` (any convention)."""
+    layer = BY_NAME[resolve(name)]
+    return layer.block - 1 + (1 if layer.kind == "pool" else 0)
+
+
+def min_side(names) -> int:
+    """The smallest input side (pixels) whose activations at every one of ``names`` are at least 1 px.
+
+    Each 2x2 pooling halves a side (rounding down), so a layer after k poolings needs 2**k pixels.
+    """
+    return 2 ** max((pools_before(n) for n in names), default=0)
+
+
 def feature_shape(name: str, height: int, width: int) -> tuple[int, int, int]:
     """(channels, height, width) of a layer's output for an input of this size."""
     layer = BY_NAME[resolve(name)]
     h, w = height, width
-    pools_before = layer.block - 1 + (1 if layer.kind == "pool" else 0)
-    for _ in range(pools_before):
+    for _ in range(pools_before(layer.name)):
         h, w = h // 2, w // 2
     return layer.channels, h, w
 

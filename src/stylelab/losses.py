@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
+from .recipes import NORMALIZATIONS
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,10 @@ different recipes, optimisers and even other tools can be compared:
   Grams blended with the given weights);
 * content distance: ||F(x) - F(c)||_F / ||F(c)||_F at relu4_2.
 
-Always measured with the bundled Caffe VGG19, max pooling, the image at its own
-size, the content resized to it and the styles to the same longest side.
+Always measured with the bundled Caffe VGG19, max pooling, the image resized so
+its longest side is ``size`` (512 by default, the default run's size; never the
+input's raw size, so a huge or odd input costs bounded memory), the content
+resized to it and the styles to the same longest side.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .vgg import build
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
+DEFAULT_SIZE = 512  # the default recipe's size
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,15 @@ def reference(
 ) -> Reference:
     """The targets for images of ``size`` (width, height): made once, reused for every image of that size."""
     net = _net(device)
-    c = images.to_tensor(images.load_rgb(content)[0].resize(size, images.RESAMPLE)).to(device)
+    c = images.to_tensor(images.load_rgb(content, what="content")[0].resize(size, images.RESAMPLE)).to(device)
     style_grams = {layer: [] for layer in STYLE_LAYERS}
     for s in styles:
-        fs = net(images.to_tensor(images.fit(images.load_rgb(s)[0], max(size))).to(device), STYLE_LAYERS)
+        style = images.fit(images.load_rgb(s, what="style")[0], max(size))
+        if min(style.size) < 16:
+            from .errors import ImageError
+
+            raise ImageError(f"a style image ({style.width}x{style.height} at {max(size)} px) is too narrow to measure")
+        fs = net(images.to_tensor(style).to(device), STYLE_LAYERS)
         for layer in STYLE_LAYERS:
             style_grams[layer].append(gram_matrix(fs[layer]))
     weights = list(style_weights) if style_weights else [1.0] * len(styles)
@@ -85,7 +93,34 @@ def distances_to(image, ref: Reference, device: str = "cpu") -> Distances:
     return Distances(float(content_d), float(torch.stack(per_layer).mean()))
 
 
-def distances(image, content, styles: Sequence, style_weights: Sequence[float] | None = None, device: str = "cpu"):
-    """Content and style distance of ``image`` (any input ``images.load_rgb`` takes)."""
-    img = images.load_rgb(image)[0]
+def measured_image(image, size: int = DEFAULT_SIZE):
+    """``image`` as the yardstick measures it: RGB, its longest side ``size`` pixels (checked
+    to be large enough for relu5_1 on both sides)."""
+    from .errors import ImageError
+    from .layers import min_side
+    from .recipes import MAX_SIZE
+
+    if not 16 <= size <= MAX_SIZE:
+        raise ImageError(f"--size must be between 16 and {MAX_SIZE}, not {size}")
+    img = images.load_rgb(image, what="the image")[0]
+    fitted = images.fit(img, size)
+    need = min_side((*STYLE_LAYERS, CONTENT_LAYER))
+    if min(fitted.size) < need:
+        raise ImageError(
+            f"the image ({img.width}x{img.height}) becomes {fitted.width}x{fitted.height} at {size} px; "
+            f"the yardstick needs {need} px on each side (a larger --size, or a less narrow image)"
+        )
+    return fitted
+
+
+def distances(
+    image,
+    content,
+    styles: Sequence,
+    style_weights: Sequence[float] | None = None,
+    device: str = "cpu",
+    size: int = DEFAULT_SIZE,
+):
+    """Content and style distance of ``image`` (any input ``images.load_rgb`` takes), measured at ``size``."""
+    img = measured_image(image, size)
     return distances_to(img, reference(content, styles, img.size, style_weights, device), device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.005}
+from .recipes import DEFAULT_LR
 
 
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -28,15 +28,20 @@ class ProgressBar:
             transient=transient,
         )
         self.tasks: dict[int, int] = {}
+        self._live = False
 
     def __enter__(self):
-        self.progress.start()
-        return self
+        return self  # the bar appears with the first Started event: a refused run draws nothing
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self._live:
+            self.progress.stop()
+            self._live = False
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, Started) and not self._live:
+            self.progress.start()
+            self._live = True
         if isinstance(event, Started):
             self.tasks[event.item] = self.progress.add_task(
                 event.label or "stylising", total=event.total_steps, losses=""

@@ -17,8 +17,9 @@ from . import __version__
 from .errors import StylelabError
 from .events import Done, Event, Failed, Snapshot, Step
 from .experiments import RunSpec
+from .memory import available_memory
 from .runs import Run, RunRecord, is_complete, write_run
-from .sweep import Batch, available_memory, execute_batch, made_with
+from .sweep import Batch, execute_batch, made_with
 
 STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
 
@@ -114,6 +115,12 @@ def run_batch(
 
     ``version`` is the driver's stylelab: a node with another would make other runs.
     """
+    from . import allocator, threads
+
+    # The task owns its worker process, as the CLI owns its own: sleeping OpenMP threads
+    # (effective when this worker has not loaded torch yet) and a heap that keeps freed activations.
+    threads.prefer_sleeping_threads()
+    allocator.reuse_freed_memory()
     import torch
 
     if version != __version__:

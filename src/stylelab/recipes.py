@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,23 @@ from typing import Any
 
 from . import layers as layer_names
 from .errors import RecipeError
-from .losses import NORMALIZATIONS
-from .optimizers import DEFAULT_LR
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
+# Each optimiser's own step size, used when a recipe leaves ``lr`` empty (optimizers.py).
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.005}
+# Loss conventions; losses.py holds their formulas.
+NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
 INITS = ("content", "style", "noise")
 POOLINGS = ("max", "avg")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
 MAX_SIZE = 8192
+MAX_SEED = 2**63 - 1  # what torch's and numpy's generators all take
+MAX_STYLE_SCALE = 10.0
+MAX_LAYERS = 64  # VGG19 has 37 named stages; more than this is a mistake (or an attack on the parser)
+# Device names torch knows that stylelab runs on; availability is checked when a run starts.
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; anything near this is not one
 
 
 def _f(default, help: str, **meta):
@@ -161,7 +170,7 @@ def _coerce(f: dataclasses.Field, value):
             if not isinstance(value, (str, Path)):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise RecipeError(f"{f.name} = {value!r} is not a valid {t.split('|')[0]}") from None
     return value
 
@@ -185,16 +194,31 @@ def _validate(r: Recipe) -> None:
         raise RecipeError("style_scale must be > 0")
     if r.lr is not None and not (0 < r.lr < float("inf")):
         raise RecipeError(f"lr must be > 0, not {r.lr}")
+    if r.style_scale > MAX_STYLE_SCALE:
+        raise RecipeError(f"style_scale must be at most {MAX_STYLE_SCALE:g}, not {r.style_scale:g}")
     if r.steps < 0:
         raise RecipeError(f"steps must be >= 0, not {r.steps}")
+    if not 0 <= r.seed <= MAX_SEED:
+        raise RecipeError(f"seed must be between 0 and {MAX_SEED} (2**63 - 1), not {r.seed}")
+    if not DEVICE.fullmatch(r.device):
+        raise RecipeError(f"unknown device {r.device!r}; use auto, cpu, cuda, cuda:N or mps")
     if not 16 <= r.size <= MAX_SIZE:
         raise RecipeError(f"size must be between 16 and {MAX_SIZE} pixels, not {r.size}")
+    if r.size * r.style_scale > MAX_SIZE:
+        raise RecipeError(
+            f"style_scale {r.style_scale:g} at size {r.size} makes the style images {r.size * r.style_scale:.0f} px, "
+            f"over the limit of {MAX_SIZE}; lower --style-scale or --size"
+        )
     if r.save_every < 0:
         raise RecipeError("save_every must be >= 0")
     if not 1 <= r.scales <= 8:
         raise RecipeError(f"scales must be between 1 and 8, not {r.scales}")
     if not r.style_layers and not r.content_layers:
         raise RecipeError("at least one content or style layer is needed")
+    if len(r.style_layers) + len(r.content_layers) > MAX_LAYERS:
+        raise RecipeError(
+            f"at most {MAX_LAYERS} content and style layers in all, not {len(r.style_layers) + len(r.content_layers)}"
+        )
     layer_names.resolve_all(r.content_layers)
     layer_names.resolve_all(r.style_layers)
     for weights, layers, what in (
@@ -235,30 +259,48 @@ def _read_toml(text: str, origin: str) -> dict:
         raise RecipeError(f"{origin} is not valid TOML: {exc}") from None
 
 
+def is_recipe_file(name_or_path: str | Path) -> bool:
+    """Recipe files end in .toml; anything else names a preset (so no other file is ever read as one)."""
+    return str(name_or_path).lower().endswith(".toml")
+
+
 def recipe_source(name_or_path: str | Path) -> tuple[str, str]:
-    """(TOML text, origin) of a preset name or a recipe file."""
+    """(TOML text, origin) of a preset name or a recipe file (a path ending in .toml)."""
     key = str(name_or_path)
-    path = Path(key).expanduser()
-    if key.endswith(".toml") or path.is_file():
+    if is_recipe_file(key):
+        path = Path(key).expanduser()
         if not path.is_file():
             raise RecipeError(f"recipe file not found: {key}")
-        return path.read_text(encoding="utf-8"), str(path)
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{key} is {path.stat().st_size:,} bytes: too large to be a recipe file")
+        try:
+            return path.read_bytes().decode("utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise RecipeError(f"{key} is not a recipe file: it is not UTF-8 text") from None
+        except OSError as exc:
+            raise RecipeError(f"cannot read recipe file {key}: {exc.strerror or exc}") from None
     preset = _preset_dir() / f"{key}.toml"
-    if not preset.is_file():
+    if not re.fullmatch(r"[\w.-]+", key) or not preset.is_file():
         raise RecipeError(
-            f"unknown recipe {key!r}{_closest(key, preset_names())}; presets: {', '.join(preset_names())}"
+            f"unknown recipe {key!r}{_closest(key, preset_names())}; presets: {', '.join(preset_names())} "
+            "(recipe files end in .toml)"
         )
     return preset.read_text(encoding="utf-8"), f"preset {key}"
 
 
-def recipe_values(data: dict, origin: str = "recipe") -> dict:
-    """Recipe fields from a parsed TOML table, following ``base = "other"`` chains."""
+def recipe_values(data: dict, origin: str = "recipe", _chain: tuple[str, ...] = ()) -> dict:
+    """Recipe fields from a parsed TOML table, following ``base = "other"`` chains (cycles refused)."""
     data = dict(data)
     base = data.pop("base", None)
     values = {}
-    if base:
+    if base is not None:
+        if not isinstance(base, str) or not base.strip():
+            raise RecipeError(f"{origin}: base must be a preset name or a recipe file, not {base!r}")
+        key = str(Path(base).expanduser().resolve()) if is_recipe_file(base) else base
+        if key in _chain:
+            raise RecipeError(f"{origin}: base {base!r} leads back to itself ({' -> '.join([*_chain, key])})")
         text, base_origin = recipe_source(base)
-        values = recipe_values(_read_toml(text, base_origin), base_origin)
+        values = recipe_values(_read_toml(text, base_origin), base_origin, (*_chain, key))
         values.pop("name", None)  # a recipe built on "default" is not itself "default"
     for key, value in data.items():
         if key not in FIELDS:
@@ -276,7 +318,8 @@ def load_recipe(name_or_path: str | Path | Recipe = "default", **overrides) -> R
         base = name_or_path
     else:
         text, origin = recipe_source(name_or_path)
-        values = recipe_values(_read_toml(text, origin), origin)
+        own = str(Path(str(name_or_path)).expanduser().resolve()) if is_recipe_file(name_or_path) else str(name_or_path)
+        values = recipe_values(_read_toml(text, origin), origin, (own,))
         if "name" not in values:
             values["name"] = Path(str(name_or_path)).stem
         base = Recipe(**values)
@@ -284,8 +327,23 @@ def load_recipe(name_or_path: str | Path | Recipe = "default", **overrides) -> R
     return base.replace(**changes) if changes else base
 
 
-def recipe_from_toml(text: str) -> Recipe:
-    return Recipe(**recipe_values(_read_toml(text, "recipe"), "recipe"))
+def recipe_from_toml(text: str, origin: str = "recipe") -> Recipe:
+    """A Recipe from a fully resolved TOML text (a run folder's recipe.toml): no ``base`` is followed."""
+    return recipe_from_dict(_read_toml(text, origin), origin)
+
+
+def recipe_from_dict(values: Any, origin: str = "recipe") -> Recipe:
+    """A Recipe from stored values (run.json, PNG settings, the studio's job file), checked:
+    anything but a table of known settings is a RecipeError naming ``origin``."""
+    if not isinstance(values, dict):
+        raise RecipeError(f"{origin}: the recipe is {type(values).__name__}, not a table of settings")
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        raise RecipeError(f"{origin}: {_unknown_key_message(str(unknown[0]))}")
+    try:
+        return Recipe(**values)
+    except RecipeError as exc:
+        raise RecipeError(f"{origin}: {exc}") from None
 
 
 def preset_summary(name: str) -> dict:

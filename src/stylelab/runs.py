@@ -11,7 +11,9 @@ A run folder holds::
 
 It is written into ``<name>.partial/`` and renamed into place when the run ends,
 so a folder without that suffix is always complete, and a killed run leaves
-only a ``.partial`` folder that the next attempt replaces.
+only a ``.partial`` folder that the next attempt replaces. Only folders that
+stylelab made are ever replaced (folders.py): ``RunWriter`` refuses any other
+when it is created, before the run starts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,12 @@ from typing import Any
 
 from PIL import Image
 
-from . import __version__, images
+from . import __version__, folders, images
 from .events import Done, Event, Failed, Snapshot, Started, Step
 from .recipes import Recipe, recipe_from_toml
 
 METRIC_COLUMNS = ("step", "elapsed", "content", "style", "tv", "total")
-PARTIAL = ".partial"
+PARTIAL = folders.PARTIAL
 METADATA_KEY = "stylelab"
 
 
@@ -59,9 +60,65 @@ def read_provenance(png: str | Path) -> dict[str, Any]:
     if METADATA_KEY not in text:
         raise ImageError(f"{png} carries no stylelab settings (was it made by stylelab run?)")
     try:
-        return json.loads(text[METADATA_KEY])
-    except json.JSONDecodeError:
-        raise ImageError(f"{png}: its stylelab settings are damaged") from None
+        info = json.loads(text[METADATA_KEY])
+    except (json.JSONDecodeError, RecursionError):
+        raise ImageError(f"{png}: its stylelab settings are damaged (not JSON)") from None
+    return checked_provenance(info, str(png))
+
+
+# The fields of provenance that are read back, and what each must be.
+_PROVENANCE_TYPES = {
+    "content": str,
+    "styles": list,
+    "recipe": dict,
+    "status": str,
+    "message": str,
+    "steps": int,
+    "elapsed": (int, float),
+    "losses": dict,
+    "version": str,
+}
+
+
+def checked_provenance(info: Any, origin: str) -> dict[str, Any]:
+    """Settings read from a PNG or run.json, checked: a damaged or crafted block is one ImageError.
+
+    The recipe becomes a validated ``Recipe`` under ``"resolved"``; the rest keeps its JSON form.
+    """
+    from .errors import ImageError, RecipeError
+    from .recipes import recipe_from_dict
+
+    def damaged(why: str) -> ImageError:
+        return ImageError(f"{origin}: its stylelab settings are damaged ({why})")
+
+    if not isinstance(info, dict):
+        raise damaged("not a table")
+    for key, kind in _PROVENANCE_TYPES.items():
+        if key in info and (not isinstance(info[key], kind) or isinstance(info[key], bool)):
+            raise damaged(f"{key} is {type(info[key]).__name__}")
+    for key in ("content", "styles", "recipe"):
+        if key not in info:
+            raise damaged(f"no {key}")
+    if not info["styles"] or not all(isinstance(s, str) for s in info["styles"]):
+        raise damaged("styles must be a list of file names")
+    losses = info.get("losses", {})
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses.values()):
+        raise damaged("losses must be numbers")
+    try:
+        resolved = recipe_from_dict(info["recipe"], "its recipe")
+    except RecipeError as exc:
+        raise damaged(str(exc)) from None
+    return {**info, "resolved": resolved}
+
+
+def is_stylelab_png(path: str | Path) -> bool:
+    """Whether a file is a PNG that stylelab wrote (it carries stylelab's settings): one it may replace."""
+    from .errors import ImageError
+
+    try:
+        return METADATA_KEY in images.read_png_text(path)
+    except (ImageError, OSError):
+        return False
 
 
 def _input_name(src) -> str:
@@ -84,8 +141,10 @@ class RunWriter:
     process_picture: bool = True
 
     def __post_init__(self):
-        self.folder = Path(self.folder)
+        # Checked now, before the run: a folder of the user's is refused, not found out at the end.
+        self.folder = folders.check_folder(self.folder)
         self.partial = self.folder.with_name(self.folder.name + PARTIAL)
+        self._metrics_file = None
         self.snapshots: list[tuple[int, Path, dict]] = []
         self.recipe: Recipe | None = None
         self.started_at = 0.0
@@ -102,8 +161,17 @@ class RunWriter:
             path = self.partial / "snapshots" / f"step_{event.step:06d}.png"
             images.save_png(event.image, path)
             self.snapshots.append((event.step, path, dict(event.losses)))
+        elif isinstance(event, Failed) and event.kind == "error":
+            self.abandon()  # the run broke: nothing to keep, and the next attempt starts clean
         elif isinstance(event, (Done, Failed)):
             self._finish(event)
+
+    def abandon(self) -> None:
+        """Close and remove the ``.partial`` folder of a run that ended without its Done or Failed event."""
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+            self._metrics_file = None
+        folders.remove_ours(self.partial)
 
     def _start(self, event: Started) -> None:
         _begin_folder(self.partial, event.recipe)
@@ -115,6 +183,7 @@ class RunWriter:
 
     def _finish(self, event: Done | Failed) -> None:
         self._metrics_file.close()
+        self._metrics_file = None
         record = RunRecord.from_event(
             event, self.recipe, _input_name(self.content), [_input_name(s) for s in self.styles], self.started_at
         )
@@ -210,7 +279,7 @@ class RunRecorder:
 
 def write_run(folder: str | Path, record: RunRecord, *, process_picture: bool = True) -> Path:
     """Write a complete run folder from a ``RunRecord``: into ``.partial``, then renamed."""
-    folder = Path(folder)
+    folder = folders.check_folder(folder)
     partial = folder.with_name(folder.name + PARTIAL)
     _begin_folder(partial, record.recipe)
     images.atomic_write_text(partial / "metrics.csv", metrics_csv(record.history))
@@ -224,9 +293,9 @@ def write_run(folder: str | Path, record: RunRecord, *, process_picture: bool = 
 
 
 def _begin_folder(partial: Path, recipe: Recipe) -> None:
-    # A .partial left by a killed attempt is stale by definition: start it afresh.
-    if partial.exists():
-        shutil.rmtree(partial)
+    # A .partial left by a killed attempt is stale by definition: start it afresh
+    # (remove_ours refuses one that has gathered files stylelab did not write).
+    folders.remove_ours(partial)
     (partial / "snapshots").mkdir(parents=True)
     images.atomic_write_text(partial / "recipe.toml", recipe.to_toml())
 
@@ -249,9 +318,7 @@ def _finish_folder(
         )
         images.save_png(pic, partial / "process.png")
     images.atomic_write_text(partial / "run.json", json.dumps(info, indent=2, default=str))
-    if folder.exists():
-        shutil.rmtree(folder)
-    partial.rename(folder)
+    folders.replace_folder(partial, folder)
 
 
 # ---------------------------------------------------------------- reading back
@@ -303,9 +370,12 @@ def is_complete(folder: Path) -> bool:
 
 
 def load_run(folder: str | Path) -> Run:
+    """A run folder read back; ValueError (or OSError) for one that is damaged or not stylelab's."""
     folder = Path(folder)
     info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    recipe = recipe_from_toml((folder / "recipe.toml").read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise ValueError(f"{folder / 'run.json'} is not a table")
+    recipe = recipe_from_toml((folder / "recipe.toml").read_text(encoding="utf-8"), str(folder / "recipe.toml"))
     return Run(folder, info, recipe)
 
 

@@ -32,8 +32,8 @@ from . import images
 from .errors import StylelabError
 from .events import Callback, for_item
 from .experiments import Experiment, RunSpec
-from .layers import stages_through
-from .recipes import Recipe
+from .memory import available_memory, batch_that_fits
+from .recipes import INITS, Recipe
 from .runs import Run, RunRecord, RunRecorder, is_complete, load_run, write_run
 
 DEFAULT_MAX_BATCH = 8  # beyond this a CPU gains nothing and a GPU little
@@ -56,40 +56,11 @@ class Batch:
 # ---------------------------------------------------------------- memory and batches
 
 
-def image_bytes(recipe: Recipe, width: int, height: int) -> int:
-    """Rough memory one image needs in a step: VGG19's activations up to the deepest layer used,
-    kept for the backward pass, their gradients, and the optimiser's state."""
-    used = {*recipe.resolved_content_layers, *recipe.resolved_style_layers}
-    floats = sum(c * h * w for _, c, h, w in stages_through(used, height, width))
-    history = 2 * 20 if recipe.optimizer == "lbfgs" else 2  # L-BFGS keeps 20 (s, y) pairs of the image
-    return 4 * (3 * floats + (history + 4) * 3 * width * height)
-
-
-def available_memory(device: str = "auto") -> int:
-    """Bytes free now: on the GPU for CUDA, else MemAvailable of the machine (4 GiB if unknown)."""
-    try:
-        import torch
-
-        if device != "cpu" and torch.cuda.is_available():
-            free, _ = torch.cuda.mem_get_info()
-            return int(free)
-    except Exception:  # noqa: BLE001 - no CUDA driver is a normal case
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 def batch_limit(recipe: Recipe, content: str, requested: int | None = None, free: int | None = None) -> int:
     """How many images of this content and recipe fit in one batch."""
     w, h = images.fit(images.load_rgb(content)[0], recipe.size).size
     free = available_memory(recipe.device) if free is None else free
-    fits = max(1, int(free * MEMORY_SHARE // image_bytes(recipe, w, h)))
+    fits = batch_that_fits(recipe, w, h, free, MEMORY_SHARE)
     return max(1, min(fits, requested if requested else DEFAULT_MAX_BATCH))
 
 
@@ -168,7 +139,7 @@ def execute_batch(
         if measure and record.image is not None and record.status in ("done", "diverged"):
             from .metrics import distances
 
-            d = distances(record.image, source(spec.content), [source(spec.style)])
+            d = distances(record.image, source(spec.content), [source(spec.style)], size=batch.recipe.size)
             record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
         records.append(record)
     return records
@@ -262,6 +233,44 @@ def pending(specs: Sequence[RunSpec], runs_dir: Path, redo: bool = False) -> lis
     return todo + changed
 
 
+def is_experiment_file(path: Path) -> bool:
+    """Whether an existing experiment.toml is one a sweep wrote (and may write again)."""
+    import tomllib
+
+    from .experiments import KEYS
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return set(data) <= set(KEYS) and {"name", "content", "styles"} <= set(data)
+
+
+def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -> None:
+    """Refuse, before anything is written, a sweep that would fail or overwrite later: every input
+    image decodes and suits its recipe (sizes for the network; memory, when the batches run here),
+    every run folder it will write is new or its own, and so is the experiment file."""
+    from . import folders
+    from .engine import check_inputs
+
+    folders.check_output_file(folder / "experiment.toml", is_experiment_file, option="the experiment file")
+    decoded: dict[str, object] = {}
+
+    def image(path: str, what: str):
+        if path not in decoded:
+            decoded[path] = images.load_rgb(path, what=f"{what} {path}")[0]
+        return decoded[path]
+
+    for batch in batches:
+        content = image(batch.content, "content")
+        styles = [[image(spec.style, "style")] for spec in batch.runs]
+        if batch.recipe.init not in INITS:
+            image(batch.recipe.init, "start image")
+        check_inputs(content, styles, batch.recipe, memory_free=None if local else 1 << 62)
+        for spec in batch.runs:
+            folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=(spec.content, spec.style))
+
+
 def run_sweep(
     exp: Experiment,
     *,
@@ -283,11 +292,12 @@ def run_sweep(
     specs = exp.plan()
     todo = pending(specs, runs_dir, redo)
     summary = SweepSummary(folder, planned=len(specs), skipped=len(specs) - len(todo))
+    batches = sweep_batches(todo, max_batch, executor)
+    # Everything the sweep will read or replace is checked before it writes anything.
+    check_sweep(folder, batches, local=executor is None)
     images.atomic_write_text(folder / "experiment.toml", exp.to_toml())
     runs_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
-
-    batches = sweep_batches(todo, max_batch, executor)
 
     def deliver(spec: RunSpec, record: RunRecord, *, written: bool = False) -> None:
         if record.status == "cancelled":

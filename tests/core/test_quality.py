@@ -28,8 +28,8 @@ def references(tubingen, starry_night):
     gen = torch.Generator().manual_seed(0)
     noise = images.to_pil(torch.rand((1, 3, content.height, content.width), generator=gen))
     return {
-        "content": (content, metrics.distances(content, tubingen, [starry_night])),
-        "noise": (noise, metrics.distances(noise, tubingen, [starry_night])),
+        "content": (content, metrics.distances(content, tubingen, [starry_night], size=SIZE)),
+        "noise": (noise, metrics.distances(noise, tubingen, [starry_night], size=SIZE)),
     }
 
 
@@ -42,7 +42,7 @@ def problems(img, tubingen, starry_night, references) -> list[str]:
     a = np.asarray(img.convert("RGB"), dtype=np.float64)
     content_img, content_d = references["content"]
     noise_img, noise_d = references["noise"]
-    d = metrics.distances(img, tubingen, [starry_night])
+    d = metrics.distances(img, tubingen, [starry_night], size=SIZE)
     content_std = np.asarray(content_img, dtype=np.float64).std(axis=(0, 1))
     found = []
     # Not black, not white: a picture's brightness.

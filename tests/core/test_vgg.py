@@ -102,7 +102,7 @@ def test_weights_path_with_wrong_shapes(tmp_path, caffe):
     state["features.0.weight"] = torch.zeros(32, 3, 3, 3)
     path = tmp_path / "wrong.pth"
     torch.save(state, path)
-    with pytest.raises(WeightsError, match=r"conv1_1 has shape \(32, 3, 3, 3\)"):
+    with pytest.raises(WeightsError, match=r"conv1_1 has shapes \(32, 3, 3, 3\)"):
         vgg.load_weights(str(path))
 
 

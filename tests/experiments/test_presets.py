@@ -69,9 +69,10 @@ def test_preset_moves_towards_the_style_and_keeps_the_content(name, inputs, tmp_
     result = stylize_one(content, [style], small(name))
     assert result.status == "done", result.message
     size = result.image.size
-    photo = distances(Image.open(content).resize(size), content, [style])  # the photo itself
-    painting = distances(Image.open(style).convert("RGB").resize(size), content, [style])  # no content at all
-    got = distances(result.image, content, [style])
+    at = max(size)  # measured at the run's size
+    photo = distances(Image.open(content).resize(size), content, [style], size=at)  # the photo itself
+    painting = distances(Image.open(style).convert("RGB").resize(size), content, [style], size=at)  # no content
+    got = distances(result.image, content, [style], size=at)
     result.image.save(tmp_path / f"{name}.png")  # kept for a look: pytest --basetemp
     assert got.style <= photo.style * 2 / 3, (got, photo)
     assert got.content < painting.content * CONTENT_MARGIN, (got, painting)

@@ -117,7 +117,7 @@ def test_metrics_cli(experiment, inputs, capsys):
     content, style = str(inputs / "content.png"), run.info["styles"][0]
     assert main(["metrics", str(run.result), "--content", content, "--style", style]) == 0
     shown = capsys.readouterr().out
-    d = distances(run.result, content, [style])
+    d = distances(run.result, content, [style], size=run.recipe.size)  # the run's size, as the command measures
     assert f"content distance {d.content:.4f}" in shown and f"style distance {d.style:.4f}" in shown
     assert main(["metrics", str(run.result), "--content", content, "--style", style, "--json"]) == 0
     assert '"style_distance"' in capsys.readouterr().out

