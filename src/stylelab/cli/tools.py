@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import StylelabError
+from ..web.limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS
 from .app import app, err, out
 
 
@@ -24,6 +25,9 @@ def serve_command(
         None, "--token", help="Secret every request must carry (header, cookie or ?token=).", envvar="STYLELAB_TOKEN"
     ),
     max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", help="Largest image upload accepted, in MB."),
+    max_size: int = typer.Option(DEFAULT_MAX_SIZE, "--max-size", help="Largest size a job may ask for, in pixels."),
+    max_steps: int = typer.Option(DEFAULT_MAX_STEPS, "--max-steps", help="Most steps a job may ask for (× scales)."),
+    max_queue: int = typer.Option(DEFAULT_MAX_QUEUE, "--max-queue", help="Most jobs waiting; more get HTTP 429."),
 ):
     """Start the studio: a local web app to run, watch and compare style transfers."""
     from ..web.server import serve
@@ -31,7 +35,17 @@ def serve_command(
     def announce(url: str) -> None:
         err.print(f"stylelab studio: open {url}  (runs folder: {runs}; Ctrl-C stops)", highlight=False)
 
-    serve(runs, host=host, port=port, token=token, max_upload_mb=max_upload_mb, announce=announce)
+    serve(
+        runs,
+        host=host,
+        port=port,
+        token=token,
+        max_upload_mb=max_upload_mb,
+        max_size=max_size,
+        max_steps=max_steps,
+        max_queue=max_queue,
+        announce=announce,
+    )
 
 
 @app.command("bench")

@@ -3,7 +3,9 @@
 Handlers stay light: the engine runs in the queue's worker thread, file and
 image work runs in FastAPI's thread pool (plain ``def`` handlers), and the
 async handlers only touch in-memory state. ``create_app`` is what both
-``stylelab serve`` and the tests use.
+``stylelab serve`` and the tests use. Every file a request reads goes through
+``security.inside`` (directly, or through the gallery and the upload store):
+the studio serves nothing outside its runs folder, symlinks included.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -26,7 +29,8 @@ from ..errors import StylelabError
 from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary, type_name
 from .gallery import Gallery, RunNotFound
 from .jobs import Hub, JobQueue
-from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined
+from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
+from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined, inside
 from .uploads import UploadError, UploadStore, UploadTooLarge
 
 STATIC = Path(__file__).parent / "static"
@@ -36,6 +40,8 @@ MULTIPART_OVERHEAD = 64 * 1024
 # request reaches the filesystem. A start image is an upload instead.
 WEIGHT_SOURCES = ("caffe", "torchvision")
 # The settings the studio's form shows first; the rest sit under "more settings".
+# The HTTP status of each refusal that is not a plain 400: first match wins.
+ERROR_STATUS = ((UnsafePath, 404), (RunNotFound, 404), (UploadTooLarge, 413), (QueueFull, 429))
 MAIN_FIELDS = (
     "size steps optimizer lr content_weight style_weight tv_weight init preserve_color scales save_every seed"
 ).split()
@@ -43,7 +49,7 @@ MAIN_FIELDS = (
 
 class StyleIn(BaseModel):
     upload: str
-    weight: float = Field(1.0, ge=0)
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)  # JSON parsing accepts Infinity; the losses do not
 
 
 class JobIn(BaseModel):
@@ -54,8 +60,10 @@ class JobIn(BaseModel):
     start: str | None = None
 
 
-def field_schema() -> list[dict]:
-    """The Recipe's fields as the form needs them (type, default, help, choices)."""
+def field_schema(limits: Limits | None = None) -> list[dict]:
+    """The Recipe's fields as the form needs them (type, default, help, choices, the studio's maximum)."""
+    limits = limits or Limits()
+    maxima = {"size": limits.max_size, "steps": limits.max_steps}
     out = []
     for name, f in FIELDS.items():
         if not f.metadata.get("cli", True) or name == "style_weights":
@@ -74,13 +82,18 @@ def field_schema() -> list[dict]:
                 "help": f.metadata["help"],
                 "choices": list(choices) if choices else None,
                 "main": name in MAIN_FIELDS,
+                "max": maxima.get(name),
             }
         )
     return sorted(out, key=lambda d: MAIN_FIELDS.index(d["name"]) if d["main"] else len(MAIN_FIELDS))
 
 
-def build_recipe(body: JobIn):
-    """The Recipe a job request asks for, checked; raises StylelabError with a one-line reason."""
+def build_recipe(body: JobIn, limits: Limits | None = None) -> Recipe:
+    """The Recipe a job request asks for, checked against the Recipe's rules and the studio's ``limits``.
+
+    Raises StylelabError with a one-line reason, before anything is allocated.
+    """
+    limits = limits or Limits()
     if body.recipe not in preset_names():
         raise StylelabError(f"unknown recipe {body.recipe!r}; presets: {', '.join(preset_names())}")
     settings = {k: (None if v == "" else v) for k, v in body.settings.items()}
@@ -93,22 +106,51 @@ def build_recipe(body: JobIn):
     weights = [s.weight for s in body.styles]
     if len(weights) > 1:
         settings["style_weights"] = weights
+    limits.check_settings(settings)  # in the studio's words, before the Recipe's wider limits speak
     recipe = load_recipe(body.recipe, **settings)
+    limits.check(recipe)
     resolve_device(recipe.device)
     return recipe
 
 
+def check_state_folders(root: Path) -> None:
+    """Refuse a runs folder whose ``.studio`` (or its uploads) is a link leading elsewhere: the studio writes there."""
+    for rel in (".studio", ".studio/uploads"):
+        try:
+            inside(root, root / rel, hidden=True)
+        except UnsafePath:
+            raise StylelabError(
+                f"{root / rel} is a link leading outside the runs folder; the studio keeps its uploads and queue"
+                " there: remove the link"
+            ) from None
+
+
 def create_app(
-    runs: str | Path = "runs", *, token: str | None = None, max_upload_mb: float = 25.0, worker: bool = True
+    runs: str | Path = "runs",
+    *,
+    token: str | None = None,
+    max_upload_mb: float = 25.0,
+    worker: bool = True,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    max_queue: int = DEFAULT_MAX_QUEUE,
 ) -> FastAPI:
-    """The studio app serving ``runs``. ``worker=False`` queues jobs without running them (tests)."""
+    """The studio app serving ``runs``. ``worker=False`` queues jobs without running them (tests).
+
+    ``max_size``, ``max_steps`` and ``max_queue`` bound what one job may ask for
+    and how many may wait (``limits.Limits``); values out of range raise StylelabError.
+    """
+    limits = Limits(max_size, max_steps, max_queue)
     root = Path(runs).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    check_state_folders(root)
     max_upload = int(max_upload_mb * 1_000_000)
     hub = Hub()
-    uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload)
+    uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload, root=root)
     gallery = Gallery(root)
-    queue = JobQueue(root, uploads, hub, on_finished=lambda job: gallery.invalidate())
+    queue = JobQueue(
+        root, uploads, hub, on_finished=lambda job: gallery.invalidate(), max_queue=max_queue, check=limits.check
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -120,7 +162,7 @@ def create_app(
 
     app = FastAPI(title="stylelab studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.queue, app.state.gallery, app.state.hub, app.state.uploads = queue, gallery, hub, uploads
-    app.state.runs = root
+    app.state.runs, app.state.limits = root, limits
 
     def body_limit(path: str) -> tuple[int, str]:
         if path == "/api/uploads":
@@ -133,8 +175,15 @@ def create_app(
 
     @app.exception_handler(StylelabError)
     async def _stylelab_error(request: Request, exc: StylelabError):
-        status = 404 if isinstance(exc, (UnsafePath, RunNotFound)) else 413 if isinstance(exc, UploadTooLarge) else 400
+        status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError):
+        # One line, as the page shows it, and without the inputs FastAPI's own answer echoes
+        # (it cannot even encode one that arrived as Infinity, and answers 500).
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"detail": detail}, status_code=422)
 
     # ------------------------------------------------------------ the page
 
@@ -150,7 +199,8 @@ def create_app(
             "version": __version__,
             "runs": str(root),
             "max_upload_mb": max_upload_mb,
-            "fields": field_schema(),
+            "limits": limits.public(),
+            "fields": field_schema(limits),
             "recipes": [preset_summary(n) for n in preset_names()],
         }
 
@@ -177,7 +227,7 @@ def create_app(
 
     @app.post("/api/jobs", status_code=201)
     def submit(body: JobIn):
-        recipe = build_recipe(body)
+        recipe = build_recipe(body, limits)
         metas = [uploads.meta(body.content)] + [uploads.meta(s.upload) for s in body.styles]
         names = {"content": metas[0]["name"], "styles": [m["name"] for m in metas[1:]]}
         if body.start:
@@ -209,7 +259,9 @@ def create_app(
         old = _job(job_id)
         for upload_id in [old.content, *old.styles, *([old.start] if old.start else [])]:
             uploads.meta(upload_id)  # still there?
-        return queue.submit(Recipe(**old.recipe), old.content, old.styles, old.names, old.start).public()
+        recipe = Recipe(**old.recipe)
+        limits.check(recipe)  # it may come from a server with other bounds
+        return queue.submit(recipe, old.content, old.styles, old.names, old.start).public()
 
     @app.get("/api/jobs/{job_id}/live.png")
     async def live(job_id: str):
@@ -218,8 +270,13 @@ def create_app(
         picture = job.snapshot
         if picture is not None:
             return Response(picture, media_type="image/png", headers={"Cache-Control": "no-store"})
-        if job.run is not None and (root / job.run / "result.png").is_file():
-            return FileResponse(root / job.run / "result.png", headers={"Cache-Control": "no-store"})
+        if job.run is not None:
+            try:
+                result = confined(root, f"{job.run}/result.png")  # a link in the run folder may lead anywhere
+            except UnsafePath:
+                result = None
+            if result is not None and result.is_file():
+                return FileResponse(result, headers={"Cache-Control": "no-store"})
         raise RunNotFound("no image yet")
 
     @app.get("/api/events")
@@ -270,9 +327,8 @@ def create_app(
         run = gallery.run(key)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(run.folder.rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    zf.write(path, Path(run.name) / path.relative_to(run.folder))
+            for name, path in gallery.files(run):
+                zf.write(path, f"{run.name}/{name}")
         disposition = f'attachment; filename="{run.name}.zip"'.encode("ascii", "replace").decode()
         return Response(buf.getvalue(), media_type="application/zip", headers={"Content-Disposition": disposition})
 

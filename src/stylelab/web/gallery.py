@@ -1,15 +1,19 @@
 """The gallery: every run folder under the runs folder, read back for the studio.
 
 Runs made by the studio, by ``stylelab run --run-dir`` and by sweeps (run
-folders inside experiment folders) are found the same way, by
-``runs.find_runs``. Keys in URLs are run folders' paths relative to the runs
-folder, and every key goes through ``security.confined`` before use.
+folders inside experiment folders) are found the same way. Keys in URLs are run
+folders' paths relative to the runs folder, and every key goes through
+``security.confined`` before use. Every file of a run is read or listed only
+through ``security.inside``: a file or folder that is a symlink to somewhere
+outside the runs folder is treated as absent, and a run whose ``run.json`` or
+``recipe.toml`` is one is no run at all.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -20,8 +24,8 @@ from PIL import Image
 from .. import images
 from ..errors import StylelabError
 from ..recipes import FIELDS
-from ..runs import Run, find_runs, is_complete, load_run
-from .security import UnsafePath, confined, relative_key
+from ..runs import PARTIAL, Run, is_complete, load_run, read_metrics
+from .security import UnsafePath, confined, inside, readable, relative_key
 
 THUMB_SIZE = 360
 MAX_COMPARE = 12
@@ -33,6 +37,7 @@ class RunNotFound(StylelabError):
 
 
 def file_url(key: str, name: str = "") -> str:
+    """The /files URL of ``name`` in the folder ``key`` (or of ``key`` itself)."""
     return "/files/" + quote(f"{key}/{name}" if name else key)
 
 
@@ -70,8 +75,79 @@ class Gallery:
         # fifty requests walking the same folders at once.
         with self._lock:
             if self._cache is None or time.monotonic() - self._cache[0] > self.ttl:
-                self._cache = (time.monotonic(), find_runs(self.root))
+                self._cache = (time.monotonic(), self._find())
             return self._cache[1]
+
+    def _find(self) -> list[Run]:
+        """Every complete run folder under the root (any depth), oldest first.
+
+        ``runs.find_runs`` with confinement: linked folders are not entered
+        (``os.walk`` does not follow them), hidden and ``.partial`` folders are
+        skipped, and each run's files are checked before they are read.
+        """
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(PARTIAL)]
+            folder = Path(dirpath)
+            if "run.json" not in filenames or folder == self.root:
+                continue
+            try:
+                run = self._load(folder)
+            except (OSError, ValueError, KeyError):
+                continue  # a folder that is not ours, or damaged: skip rather than fail the listing
+            if run is not None:
+                found.append(run)
+        return sorted(found, key=lambda r: r.info.get("finished", 0))
+
+    def _load(self, folder: Path) -> Run | None:
+        """The run in ``folder``, or None where the folder, its run.json or its recipe.toml leads outside."""
+        try:
+            folder = inside(self.root, folder)
+        except UnsafePath:
+            return None
+        # load_run reads whatever these name: check them before it does.
+        if readable(self.root, folder / "run.json") is None or readable(self.root, folder / "recipe.toml") is None:
+            return None
+        return load_run(folder)
+
+    def file(self, run: Run, name: str) -> Path | None:
+        """The file ``name`` of a run folder, resolved; None if absent or a link leading outside the runs folder."""
+        return readable(self.root, run.folder / name)
+
+    def _listed(self, folder: Path) -> list[tuple[Path, Path]]:
+        """(path, resolved) of the files in a folder of a run (snapshots/, inputs/), leaving out links leading out."""
+        try:
+            if not inside(self.root, folder).is_dir():
+                return []
+        except UnsafePath:
+            return []  # a folder linked elsewhere: not even its names are listed
+        found = [(p, readable(self.root, p)) for p in sorted(folder.iterdir())]
+        return [(p, r) for p, r in found if r is not None]
+
+    def metrics(self, run: Run) -> list[dict[str, float]]:
+        """The run's metrics.csv rows; none where it is missing or linked outside."""
+        path = self.file(run, "metrics.csv")
+        return read_metrics(path) if path is not None else []
+
+    def snapshots(self, run: Run) -> list[tuple[int, Path]]:
+        """(step, path) of the run's snapshots in step order: ``Run.snapshots`` without links leading outside."""
+        out = []
+        for path, _ in self._listed(run.folder / "snapshots"):
+            stem = path.stem
+            if path.suffix == ".png" and stem.startswith("step_") and stem[5:].isdigit():
+                out.append((int(stem[5:]), path))
+        return sorted(out)
+
+    def files(self, run: Run) -> list[tuple[str, Path]]:
+        """Every file of a run folder as (its path inside the folder, resolved), leaving out links leading outside."""
+        out = []
+        for dirpath, _, filenames in os.walk(run.folder):  # linked folders are not entered
+            for name in filenames:
+                path = Path(dirpath) / name
+                resolved = readable(self.root, path)
+                if resolved is not None:
+                    out.append((path.relative_to(run.folder).as_posix(), resolved))
+        return sorted(out)
 
     def key(self, run: Run) -> str:
         return relative_key(self.root, run.folder)
@@ -79,7 +155,7 @@ class Gallery:
     def summary(self, run: Run) -> dict:
         key = self.key(run)
         parent = run.folder.parent.resolve()
-        has_result = run.result.is_file()
+        has_result = self.file(run, "result.png") is not None
         info = run.info
         names = (info.get("studio") or {}).get("names") or {}
         return {
@@ -99,7 +175,7 @@ class Gallery:
             "studio": bool(info.get("studio")),
             "result": file_url(key, "result.png") if has_result else None,
             "thumb": "/api/thumb/" + quote(key) if has_result else None,
-            "process": file_url(key, "process.png") if run.process.is_file() else None,
+            "process": file_url(key, "process.png") if self.file(run, "process.png") else None,
         }
 
     def listing(self) -> dict:
@@ -109,11 +185,11 @@ class Gallery:
         for r in runs:
             exp = r["experiment"]
             if exp and exp not in experiments:
-                report = self.root / exp / "report.html"
+                report = readable(self.root, self.root / exp / "report.html")
                 experiments[exp] = {
                     "key": exp,
                     "runs": 0,
-                    "report": file_url(exp, "report.html") if report.is_file() else None,
+                    "report": file_url(exp, "report.html") if report is not None else None,
                 }
             if exp:
                 experiments[exp]["runs"] += 1
@@ -128,31 +204,32 @@ class Gallery:
         if not folder.is_dir() or not is_complete(folder):
             raise RunNotFound(f"no run {key!r} in the runs folder")
         try:
-            return load_run(folder)
+            run = self._load(folder)
         except (OSError, ValueError, KeyError) as exc:
             raise RunNotFound(f"run {key!r} cannot be read: {exc}".splitlines()[0]) from None
+        if run is None:
+            raise RunNotFound(f"no run {key!r} in the runs folder")
+        return run
 
     def inputs(self, run: Run) -> list[tuple[str, Path, str]]:
         """The inputs kept in a run's ``inputs/`` folder as (role, path, name shown), content first.
 
         The name shown is the one the file had when uploaded, where the studio recorded it.
+        The path is the resolved one, to read; files linked outside the runs folder are left out.
         """
-        folder = run.folder / "inputs"
-        if not folder.is_dir():
-            return []
         names = (run.info.get("studio") or {}).get("names") or {}
         styles = names.get("styles") or []
         found = []
-        for path in folder.iterdir():
+        for path, resolved in self._listed(run.folder / "inputs"):
             role, _, number = path.stem.partition("_")
-            if role not in INPUT_ROLES or not path.is_file():
+            if role not in INPUT_ROLES:
                 continue
             index = int(number) if number.isdigit() else 0
             if role == "style":
                 name = styles[index - 1] if 0 < index <= len(styles) else None
             else:
                 name = names.get(role)
-            found.append((INPUT_ROLES.index(role), index, role, path, str(name or path.name)))
+            found.append((INPUT_ROLES.index(role), index, role, resolved, str(name or path.name)))
         return [(role, path, name) for *_, role, path, name in sorted(found, key=lambda f: f[:2])]
 
     def detail(self, key: str) -> dict:
@@ -160,26 +237,30 @@ class Gallery:
         key = self.key(run)
         out = self.summary(run)
         out["recipe_values"] = run.recipe.to_dict()
-        out["recipe_toml"] = (run.folder / "recipe.toml").read_text(encoding="utf-8")
+        recipe_toml = self.file(run, "recipe.toml")
+        out["recipe_toml"] = recipe_toml.read_text(encoding="utf-8") if recipe_toml is not None else ""
         out["info"] = run.info
-        out["metrics"] = thin(run.metrics())
-        out["snapshots"] = [{"step": step, "url": file_url(key, f"snapshots/{p.name}")} for step, p in run.snapshots()]
+        out["metrics"] = thin(self.metrics(run))
+        out["snapshots"] = [
+            {"step": step, "url": file_url(key, f"snapshots/{p.name}")} for step, p in self.snapshots(run)
+        ]
         out["inputs"] = [
-            {"role": role, "name": name, "url": file_url(key, f"inputs/{p.name}")} for role, p, name in self.inputs(run)
+            {"role": role, "name": name, "url": file_url(p.relative_to(self.root).as_posix())}
+            for role, p, name in self.inputs(run)
         ]
         out["downloads"] = {
             name: file_url(key, name) + "?download=1"
             for name in ("result.png", "process.png", "recipe.toml", "metrics.csv", "run.json")
-            if (run.folder / name).is_file()
+            if self.file(run, name) is not None
         }
         out["downloads"]["everything (.zip)"] = "/api/zip/" + quote(key)
         return out
 
     def thumbnail(self, key: str) -> bytes:
-        run = self.run(key)
-        if not run.result.is_file():
+        result = self.file(self.run(key), "result.png")
+        if result is None:
             raise RunNotFound(f"run {key!r} has no result image")
-        return _thumbnail(str(run.result), run.result.stat().st_mtime_ns, THUMB_SIZE)
+        return _thumbnail(str(result), result.stat().st_mtime_ns, THUMB_SIZE)
 
     def _compared(self, keys: list[str]) -> tuple[list[Run], set[str]]:
         """The runs to compare and the settings in which they differ (``Recipe.diff``)."""
@@ -201,7 +282,7 @@ class Gallery:
             if f.metadata.get("cli", True)
         ]
         return {
-            "runs": [self.summary(r) | {"metrics": thin(r.metrics(), 300)} for r in chosen],
+            "runs": [self.summary(r) | {"metrics": thin(self.metrics(r), 300)} for r in chosen],
             "fields": fields,
             "differs": [f["name"] for f in fields if f["differs"]],
         }
@@ -214,9 +295,10 @@ class Gallery:
         shown = [name for name, f in FIELDS.items() if name in differs and f.metadata.get("cli", True)]
         pictures, labels = [], []
         for run in chosen:
-            if not run.result.is_file():
+            result = self.file(run, "result.png")
+            if result is None:
                 continue
-            pictures.append(images.load_rgb(run.result)[0])
+            pictures.append(images.load_rgb(result)[0])
             values = run.recipe.to_dict()
             labels.append("\n".join([run.name, *[f"{name}={values[name]}" for name in shown][:4]]))
         if not pictures:

@@ -5,7 +5,9 @@ Each job becomes a run folder ``<runs>/<job id>/`` written by ``runs.RunWriter``
 uploaded inputs kept in its ``inputs/`` so it can be run again. The queue's
 state lives in ``<runs>/.studio/jobs.json``, rewritten atomically at every
 change of state: after a crash, a job found ``running`` there is marked
-``interrupted`` and queued jobs carry on.
+``interrupted`` and queued jobs carry on. At most ``max_queue`` jobs wait
+(``QueueFull`` beyond that) and at most ``KEEP_JOBS`` finished ones are
+remembered, so each rewrite is bounded work.
 
 Events reach browsers through ``Hub``: the worker thread publishes, each
 server-sent-event stream reads its own asyncio queue.
@@ -21,6 +23,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,8 @@ from ..events import Snapshot, Started, Step
 from ..recipes import Recipe
 from ..runs import RunWriter
 from .gallery import thin
+from .limits import DEFAULT_MAX_QUEUE, QueueFull
+from .security import UnsafePath, inside
 from .uploads import UploadStore
 
 log = logging.getLogger("stylelab.studio")
@@ -143,13 +148,29 @@ def new_job_id() -> str:
 
 
 class JobQueue:
-    """Jobs in order, one worker thread, state persisted in ``<runs>/.studio/jobs.json``."""
+    """Jobs in order, one worker thread, state persisted in ``<runs>/.studio/jobs.json``.
 
-    def __init__(self, runs: Path, uploads: UploadStore, hub: Hub, on_finished=None):
-        self.runs = Path(runs)
+    ``check`` is called with each job's Recipe as the worker starts it (the
+    studio's bounds: a job queued by an earlier server may exceed today's);
+    what it raises fails that job.
+    """
+
+    def __init__(
+        self,
+        runs: Path,
+        uploads: UploadStore,
+        hub: Hub,
+        on_finished=None,
+        *,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        check: Callable[[Recipe], None] | None = None,
+    ):
+        self.runs = Path(runs).resolve()
         self.uploads = uploads
         self.hub = hub
         self.on_finished = on_finished or (lambda job: None)
+        self.max_queue = max_queue
+        self.check = check or (lambda recipe: None)
         self.state_file = self.runs / ".studio" / "jobs.json"
         self.jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
@@ -162,8 +183,12 @@ class JobQueue:
 
     def _load(self) -> None:
         try:
-            records = json.loads(self.state_file.read_text(encoding="utf-8"))
+            # A jobs.json linked to a file elsewhere is not read (saving replaces the link with a file).
+            records = json.loads(inside(self.runs, self.state_file, hidden=True).read_text(encoding="utf-8"))
         except FileNotFoundError:
+            return
+        except UnsafePath:
+            log.warning("ignoring %s: it is a link leading outside the runs folder", self.state_file)
             return
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable %s: %s", self.state_file, exc)
@@ -215,11 +240,24 @@ class JobQueue:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(j.state == "queued" for j in self.jobs.values())
+
     def submit(self, recipe: Recipe, content: str, styles: list[str], names: dict, start: str | None = None) -> Job:
-        """Queue a run; the inputs are upload ids already checked by the caller."""
+        """Queue a run; the inputs are upload ids already checked by the caller.
+
+        Raises:
+            QueueFull: ``max_queue`` jobs are waiting already.
+        """
         job = Job(new_job_id(), recipe.to_dict(drop_none=True), content, list(styles), names, start, resolved=recipe)
         job.created = time.time()
         with self._wake:
+            if (waiting := self.waiting()) >= self.max_queue:
+                raise QueueFull(
+                    f"the queue is full: {waiting} jobs are waiting, the most this studio takes"
+                    " (stylelab serve --max-queue); wait for one to start, or cancel one"
+                )
             while job.id in self.jobs:
                 job.id = new_job_id()
             self.jobs[job.id] = job
@@ -285,6 +323,7 @@ class JobQueue:
     def _run(self, job: Job) -> None:
         # The Recipe built from the request travels into the engine; after a restart, its saved values.
         recipe = job.resolved or Recipe(**job.recipe)
+        self.check(recipe)
         content, styles, start = self._inputs(job)
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
         names = {"content": content, **{f"style_{i}": p for i, p in enumerate(styles, 1)}, "start": start}

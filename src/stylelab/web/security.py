@@ -2,9 +2,11 @@
 
 Three rules, each enforced in one place:
 
-- A request reaches the filesystem only through ``confined`` (a relative path
-  under the runs folder, no dot-names, resolved and checked again after
-  symlinks) or through ids the server generated and validates by pattern.
+- Every file the studio reads or lists on a request goes through ``inside``:
+  the path with its symlinks resolved must still be inside the runs folder, so
+  a link planted there pointing elsewhere is treated as absent. A path from a
+  request goes through ``confined`` first (a relative path, no dot-names) or is
+  an id the server generated and validates by pattern.
 - Request bodies are counted while they stream in (``BodyLimit``), so an
   oversized upload is refused at the limit, never read whole into memory first.
 - Off loopback every request carries the token (``TokenGate``); on loopback
@@ -52,13 +54,48 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def inside(root: Path, path: Path, *, hidden: bool = False) -> Path:
+    """``path`` with every symlink resolved, if that is still inside ``root``; raises UnsafePath otherwise.
+
+    The one check every disk read of the studio goes through. ``root`` must be
+    resolved already (callers resolve it once; an unresolved one refuses
+    everything, never too little). Unless ``hidden``, the part under ``root``
+    may not contain dot-names (``.studio``) or ``.partial`` folders after
+    resolving either, so a link cannot lead into the studio's own state or an
+    unfinished run. The message names ``path`` as given, never where it leads.
+    """
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}") from None
+    if resolved == root or not resolved.is_relative_to(root):
+        raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}")
+    if not hidden and any(p.startswith(".") or p.endswith(".partial") for p in resolved.relative_to(root).parts):
+        raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}")
+    return resolved
+
+
+def _shown(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+
+
+def readable(root: Path, path: Path, *, hidden: bool = False) -> Path | None:
+    """``inside(root, path)`` if that names a file, else None: links out and missing files are alike."""
+    try:
+        resolved = inside(root, path, hidden=hidden)
+    except UnsafePath:
+        return None
+    return resolved if resolved.is_file() else None
+
+
 def confined(root: Path, rel: str) -> Path:
-    """``root / rel`` if it stays inside ``root``; raises UnsafePath otherwise.
+    """``root / rel`` resolved, if it stays inside ``root``; raises UnsafePath otherwise.
 
     ``rel`` arrives already percent-decoded once by the server. A ``%`` left in
     it means it was encoded twice; no name the studio makes contains one, so it
     is refused rather than decoded again (decoding twice is how filters are
-    bypassed). Dot-names (``..``, ``.studio``, hidden files) are refused too.
+    bypassed). Dot-names (``..``, ``.studio``, hidden files) are refused too,
+    before and (through ``inside``) after resolving symlinks.
     """
     if not rel or len(rel) > 1024 or any(c in rel for c in "\\%\x00") or rel.startswith("/"):
         raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
@@ -66,10 +103,10 @@ def confined(root: Path, rel: str) -> Path:
     if any(part.startswith(".") or part.endswith(".partial") for part in parts):
         raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
     base = root.resolve()
-    path = (base / PurePosixPath(*parts)).resolve()
-    if not path.is_relative_to(base) or path == base:
-        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")  # a symlink pointing out
-    return path
+    try:
+        return inside(base, base / PurePosixPath(*parts))
+    except UnsafePath:
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}") from None  # a symlink pointing out
 
 
 def relative_key(root: Path, folder: Path) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import StylelabError
+from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits
 from .security import check_bind
 
 
@@ -59,13 +60,20 @@ def serve(
     port: int = 8000,
     token: str | None = None,
     max_upload_mb: float = 25.0,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    max_queue: int = DEFAULT_MAX_QUEUE,
     announce: Callable[[str], None] | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Run the studio until interrupted. ``announce`` receives the URL to open once listening."""
+    """Run the studio until interrupted. ``announce`` receives the URL to open once listening.
+
+    ``max_size``, ``max_steps`` and ``max_queue`` are the studio's bounds on a job (``limits.Limits``).
+    """
     check_bind(host, token)
     if not max_upload_mb > 0:
         raise StylelabError(f"--max-upload-mb must be > 0, not {max_upload_mb}")
+    Limits(max_size, max_steps, max_queue)  # refused here, before anything listens
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -74,7 +82,9 @@ def serve(
     from .app import create_app
 
     sock = bind_socket(host, port)
-    app = create_app(runs, token=token, max_upload_mb=max_upload_mb)
+    app = create_app(
+        runs, token=token, max_upload_mb=max_upload_mb, max_size=max_size, max_steps=max_steps, max_queue=max_queue
+    )
     server = make_server(app, log_level)
     if announce is not None:
         announce(studio_url(host, sock.getsockname()[1], token))

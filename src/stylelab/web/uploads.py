@@ -3,7 +3,10 @@
 An upload is stored once under ``<runs>/.studio/uploads/<id>.<ext>`` where the
 id is the start of its SHA-256 (the same picture uploaded twice is one file),
 with a small JSON sidecar holding its display name and size. Jobs refer to
-uploads by id only; ids are checked against their pattern before use.
+uploads by id only; ids are checked against their pattern before use, and the
+sidecar and the image are read only where they resolve inside the runs folder
+(``security.inside``): a link planted in the store, or a sidecar naming another
+file, is an upload that is not there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from PIL import Image
 
 from .. import images
 from ..errors import ImageError, StylelabError
-from .security import pattern_id
+from .security import pattern_id, readable
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{20}")
 # Formats a browser can show and Pillow decodes itself. Others (EPS, for one,
@@ -47,8 +50,10 @@ def display_name(name: str | None) -> str:
 class UploadStore:
     """Validated images uploaded to the studio."""
 
-    def __init__(self, folder: Path, *, max_bytes: int, max_pixels: int = MAX_PIXELS):
+    def __init__(self, folder: Path, *, max_bytes: int, max_pixels: int = MAX_PIXELS, root: Path | None = None):
+        """``root``: the folder every read must stay inside (the runs folder; default ``folder`` itself)."""
         self.folder = Path(folder)
+        self.root = Path(root if root is not None else folder).resolve()
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
@@ -90,7 +95,9 @@ class UploadStore:
             "height": img.height,
             "file": f"{upload_id}.{FORMATS[fmt]}",
         }
-        if not (self.folder / meta["file"]).exists():
+        if not self.folder.resolve().is_relative_to(self.root):  # never write through a linked store folder
+            raise UploadError(f"{self.folder} leads outside the runs folder; remove that link")
+        if self._stored(meta["file"]) is None:  # absent, or a planted link: the rename replaces the link
             images.atomic_write_bytes(self.folder / meta["file"], data)
         images.atomic_write_text(self.folder / f"{upload_id}.json", json.dumps(meta))
         return self.public(meta)
@@ -98,19 +105,35 @@ class UploadStore:
     def public(self, meta: dict) -> dict:
         return {k: meta[k] for k in ("id", "name", "format", "width", "height")} | {"url": f"/api/uploads/{meta['id']}"}
 
+    def _stored(self, name: str) -> Path | None:
+        """The store's file ``name``, resolved, if it is a file inside the runs folder."""
+        return readable(self.root, self.folder / name, hidden=True)
+
     def meta(self, upload_id: str) -> dict:
-        """The sidecar of a stored upload; raises UploadError if there is none."""
+        """The sidecar of a stored upload; raises UploadError if there is none (or it, or its image, leads outside)."""
         pattern_id(UPLOAD_ID, upload_id, "upload")
+        missing = UploadError(f"no upload {upload_id}; upload the image again")
+        sidecar = self._stored(f"{upload_id}.json")
+        if sidecar is None:
+            raise missing
         try:
-            meta = json.loads((self.folder / f"{upload_id}.json").read_text(encoding="utf-8"))
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise UploadError(f"no upload {upload_id}; upload the image again") from None
-        if not (self.folder / meta.get("file", "")).is_file() or meta.get("id") != upload_id:
+            raise missing from None
+        # Only the names add() gives: a sidecar naming any other file is not one of ours.
+        names = {f"{upload_id}.{ext}" for ext in FORMATS.values()}
+        if not isinstance(meta, dict) or meta.get("id") != upload_id or meta.get("file") not in names:
+            raise missing
+        if self._stored(meta["file"]) is None:
             raise UploadError(f"upload {upload_id} is missing its file; upload the image again")
         return meta
 
     def path(self, upload_id: str) -> Path:
-        return self.folder / self.meta(upload_id)["file"]
+        """The stored image of an upload, resolved; raises UploadError as ``meta`` does."""
+        path = self._stored(self.meta(upload_id)["file"])
+        if path is None:
+            raise UploadError(f"upload {upload_id} is missing its file; upload the image again")
+        return path
 
     def add_file(self, path: Path, name: str | None = None) -> dict:
         """Store a file the server itself chose (a run's kept input), with the same checks."""

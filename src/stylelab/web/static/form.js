@@ -31,6 +31,7 @@ function fieldControl(field) {
       type: "number",
       step: isInt ? "1" : "any",
       min: "0",
+      max: field.max == null ? null : String(field.max), // the studio's bound; the server says why it refuses more
       inputmode: isInt ? "numeric" : "decimal",
       placeholder: field.type.includes("None") ? "default" : "",
       "aria-describedby": hintId,
