@@ -19,3 +19,7 @@ class WeightsError(StylelabError):
 
 class DivergedError(StylelabError):
     """The optimisation produced NaN or inf; the message names the knob to change."""
+
+
+class VideoError(StylelabError):
+    """A video input or output cannot be used: missing, unreadable, corrupt, too large, or would overwrite a file."""
