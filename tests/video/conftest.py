@@ -1,0 +1,30 @@
+"""Small generated clips with known motion (no downloaded video): 96x64 pixels, a few frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stylelab.video.synthetic import SyntheticClip, make_clip, write_clip
+
+FPS = 24
+FRAMES = 12
+
+
+@pytest.fixture(scope="session")
+def clip() -> SyntheticClip:
+    return make_clip(FRAMES, (96, 64), seed=0)
+
+
+@pytest.fixture(scope="session")
+def clip_mp4(clip, tmp_path_factory) -> Path:
+    """The clip as H.264 with a 440 Hz AAC tone as long as the video (0.5 s)."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", clip, FPS, audio_hz=440.0)
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = ((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean()
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
