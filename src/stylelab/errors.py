@@ -28,5 +28,6 @@ class DivergedError(StylelabError):
 class MemoryLimitError(StylelabError):
     """A run would not fit in the memory free (estimated before it starts, or an allocation failed)."""
 
+
 class VideoError(StylelabError):
     """A video input or output cannot be used: missing, unreadable, corrupt, too large, or would overwrite a file."""
