@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import folders
 from .engine import stylize_batch
 from .events import for_item
 from .recipes import load_recipe
@@ -57,15 +58,27 @@ def waves(size: int = 384) -> Image.Image:
     return Image.fromarray(img.astype(np.uint8), "RGB")
 
 
+STYLE_NAMES = ("hubble", "mosaic", "waves")
+# What the demo writes into its folder: the only names it will replace there.
+DEMO_LAYOUT = folders.Layout(
+    files=r"overview\.png",
+    dirs={
+        "inputs": folders.Layout(files=r"(content-coffee|style-[a-z]+)\.png"),
+        **{rf"{name}(\.partial)?": folders.RUN_LAYOUT for name in STYLE_NAMES},
+    },
+)
+
+
+def is_demo_folder(folder: Path) -> bool:
+    """A folder an earlier demo wrote (and nothing else wrote into)."""
+    return (folder / "inputs" / "content-coffee.png").is_file() and DEMO_LAYOUT.holds_only_ours(folder)
+
+
 def builtin_images() -> tuple[Image.Image, dict[str, Image.Image]]:
     from skimage import data
 
     content = Image.fromarray(data.coffee())
-    styles = {
-        "hubble": Image.fromarray(data.hubble_deep_field()),
-        "mosaic": mosaic(),
-        "waves": waves(),
-    }
+    styles = dict(zip(STYLE_NAMES, (Image.fromarray(data.hubble_deep_field()), mosaic(), waves())))
     return content, styles
 
 
@@ -75,7 +88,10 @@ def run_demo(out_dir: Path, *, quiet: bool = False, **overrides) -> list[Path]:
     from .progress import ProgressBar
     from .sheets import figure_to_image, grid_picture
 
-    out_dir = Path(out_dir)
+    # Only a new or empty folder, or one an earlier demo made, is written into.
+    out_dir = folders.check_folder(
+        out_dir, layout=DEMO_LAYOUT, recognise=is_demo_folder, what="demo folder", option="--out"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     content, styles = builtin_images()
     save_png(content, out_dir / "inputs" / "content-coffee.png")

@@ -136,7 +136,10 @@ def layers_command(
 ):
     """List VGG19's layers under every naming convention, with shapes and receptive fields."""
     from ..layers import table as layer_table
+    from ..recipes import MAX_SIZE
 
+    if not 16 <= size <= MAX_SIZE:
+        raise StylelabError(f"--size must be between 16 and {MAX_SIZE} pixels, not {size}")
     rows = layer_table(size, size)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -156,6 +159,7 @@ def recipes_command(name: str | None = typer.Argument(None, help="Show this reci
 
     if name:
         text, origin = recipe_source(name)
+        load_recipe(name)  # a file that is not a valid recipe is refused, not printed
         out.print(f"# {origin}", highlight=False, markup=False)
         out.print(text, highlight=False, markup=False)
         return

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..engine import resolve_device
 from ..errors import StylelabError
-from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary, type_name
+from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary, recipe_from_dict, type_name
 from .gallery import Gallery, RunNotFound
 from .jobs import Hub, JobQueue
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
@@ -259,7 +259,7 @@ def create_app(
         old = _job(job_id)
         for upload_id in [old.content, *old.styles, *([old.start] if old.start else [])]:
             uploads.meta(upload_id)  # still there?
-        recipe = Recipe(**old.recipe)
+        recipe = recipe_from_dict(old.recipe, f"job {old.id}")
         limits.check(recipe)  # it may come from a server with other bounds
         return queue.submit(recipe, old.content, old.styles, old.names, old.start).public()
 

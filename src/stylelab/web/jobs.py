@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from .. import images
 from ..engine import stylize_one
 from ..errors import StylelabError
 from ..events import Snapshot, Started, Step
-from ..recipes import Recipe
+from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
 from .gallery import thin
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
@@ -322,7 +321,7 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         # The Recipe built from the request travels into the engine; after a restart, its saved values.
-        recipe = job.resolved or Recipe(**job.recipe)
+        recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")
         self.check(recipe)
         content, styles, start = self._inputs(job)
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
@@ -350,7 +349,7 @@ class JobQueue:
                 content, styles, recipe, callbacks=[writer, keep_inputs, self._relay(job, writer)], stop=job.stop
             )
         except BaseException:
-            shutil.rmtree(writer.partial, ignore_errors=True)
+            writer.abandon()  # removes its .partial folder (only ever what it wrote there)
             raise
         job.state, job.message = result.status, result.message
         job.run = job.id if folder.is_dir() else None
