@@ -18,7 +18,7 @@ from PIL import Image
 from . import curves, process_grid, sheets
 from .figures import figure_bytes, jpeg_bytes
 from .report import NUMERIC, TIME_NOTE, Report
-from .report_pages import _effect_stem, effect_caption, loss_caption, process_caption
+from .report_pages import effect_caption, effect_stem, loss_caption, process_caption
 
 SHEET_WIDTH = 1600  # pixels of a sheet's thumbnail: sharp on a laptop screen, ~100-300 KB
 PROCESS_WIDTH = 1000  # the process grid is tall: narrower, or it alone weighs megabytes
@@ -86,7 +86,7 @@ def render(report: Report) -> str:
     ]
     for content, group in report.by_content().items():
         fig = sheets.effect_picture(group, metrics=report.distances)
-        stem = _effect_stem(report, content)
+        stem = effect_stem(report, content)
         parts.append(_sheet(e, f"Effect picture: {content}", fig, f"{stem}.png", effect_caption(report, content)))
     grid = curves.loss_grid(report.runs)
     fig = curves.loss_curves(report.runs)
@@ -97,7 +97,7 @@ def render(report: Report) -> str:
     if fig is not None:
         parts.append(_sheet(e, "Process", fig, "process-grid.png", process_caption(process), PROCESS_WIDTH))
     else:
-        parts.append(f"<h2>Process</h2><p>No run saved snapshots (save_every = 0). {e(process_caption(process))}</p>")
+        parts.append(f"<h2>Process</h2><p>{e(process_caption(process))}</p>")
     parts.append(_table(e, report))
     parts.append(_process_pictures(e, report))
     parts.append("</body></html>")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.lines import Line2D
+
 from . import curves, process_grid, sheets
 from .figures import PAGE, PDF_DPI, Frame, JpegPdfPages, new_figure, save_figure, text_width, wrap
 from .report import NUMERIC, TIME_NOTE, Report
@@ -31,7 +33,7 @@ def sheet_titles(report: Report) -> dict[str, str]:
     }
 
 
-def _effect_stem(report: Report, content: str) -> str:
+def effect_stem(report: Report, content: str) -> str:
     return "effect" if len(report.by_content()) == 1 else f"effect-{content}"
 
 
@@ -39,7 +41,7 @@ def write_sheets(report: Report) -> list[Path]:
     """effect.png/.pdf (one per content), process-grid.png and losses.png beside the report."""
     titles, written = sheet_titles(report), []
     for content, group in report.by_content().items():
-        stem, title = _effect_stem(report, content), f"{titles['effect']} ({content})"
+        stem, title = effect_stem(report, content), f"{titles['effect']} ({content})"
         for kind, dpi in (("png", sheets.SCREEN_DPI), ("pdf", PDF_DPI)):  # images sized for each
             fig = sheets.effect_picture(group, title, metrics=report.distances, dpi=dpi)
             written += save_figure(fig, **{kind: report.folder / f"{stem}.{kind}"}, dpi=dpi)
@@ -73,10 +75,12 @@ def loss_caption(grid: curves.LossGrid) -> str:
 
 
 def process_caption(grid: process_grid.ProcessGrid) -> str:
+    own = "Each run's own process picture, with every snapshot and its curves: runs/<run>/process.png."
+    if not grid.rows:
+        return f"No run saved snapshots (save_every = 0), so there is no process grid. {own}"
     text = (
         "Snapshots of each run at the same steps (the steps all runs saved, or the nearest one before); an empty "
-        "cell is a step before the run's first snapshot. Each run's own process picture, with every snapshot "
-        "and its curves: runs/<run>/process.png."
+        f"cell is a step before the run's first snapshot. {own}"
     )
     if grid.left_out:
         text += f" {len(grid.left_out)} run(s) saved no snapshots (save_every = 0) and are left out."
@@ -156,11 +160,10 @@ def draw_pairs(
 
 def title_page(pages: Pages, report: Report) -> None:
     fig, body = pages.page()
-    n = len(report.runs)
-    dims = [(k, v) for k, v in report.differs if k in ("content", "style", "recipe")]
-    what = " × ".join(f"{v.count(',') + 1} {k}s" for k, v in dims) if dims else "one setting"
+    counts = {k: len({sheets.run_point(r).get(k) for r in report.runs}) for k in ("content", "style", "recipe")}
+    what = " × ".join(f"{count} {k}s" for k, count in counts.items() if count > 1) or "one setting"
     body.text(0, 0.1, report.title, fontsize=22, weight="bold", va="top")
-    body.text(0, 0.65, f"stylelab report · {n} runs · {what}", fontsize=11, va="top", color="#333")
+    body.text(0, 0.65, f"stylelab report · {len(report.runs)} runs · {what}", fontsize=11, va="top", color="#333")
     half = (body.width - 0.4) / 2
     draw_pairs(body, 1.2, "Shared by all runs", report.shared, half, fs=7.5)
     right = Frame(body.fig, body.left + half + 0.4, body.top, half, body.height)
@@ -170,19 +173,18 @@ def title_page(pages: Pages, report: Report) -> None:
 
 
 def effect_pages(pages: Pages, report: Report) -> None:
+    """One page per content, or several with as many style rows each as fit at a readable cell size."""
     for content, group in report.by_content().items():
         sheet = sheets.effect_sheet(group, report.distances)
         caption = effect_caption(report, content)
         width, height = pages.body_size("Effect picture", caption)
-        layout = sheets.fit_effect(sheet, width, height)
-        fits = int((height - layout.head) / layout.row_h) if len(sheet.rows) > 1 else 1
-        fits = max(1, min(len(sheet.rows), fits))
+        readable = sheets.effect_layout(sheet, min(1.2, sheets.fit_effect(sheet.part(0, 1), width, height).cw))
+        fits = max(1, min(len(sheet.rows), int((height - readable.head) / readable.row_h)))
+        layout = sheets.fit_effect(sheet.part(0, fits), width, height)  # the same cells on every page
         for start, stop in _rows_per_page(len(sheet.rows), fits):
-            part = sheet.part(start, stop)
-            fig, body = pages.page(
-                f"Effect picture: {content}" + _part_note(start, stop, len(sheet.rows), "styles"), caption
-            )
-            sheets.draw_effect(body, part, sheets.fit_effect(part, body.width, body.height), PDF_DPI)
+            note = _part_note(start, stop, len(sheet.rows), "styles")
+            fig, body = pages.page(f"Effect picture: {content}{note}", caption)
+            sheets.draw_effect(body, sheet.part(start, stop), layout, PDF_DPI)
             pages.save(fig)
 
 
@@ -205,14 +207,7 @@ def process_pages(pages: Pages, report: Report) -> None:
     grid = process_grid.process_rows(report.runs)
     caption = process_caption(grid)
     if not grid.rows:
-        fig, body = pages.page("Process", "")
-        body.text(
-            0,
-            0.2,
-            "No run saved snapshots (save_every = 0), so there is no process grid. " + caption,
-            fontsize=9,
-            va="top",
-        )
+        fig, _ = pages.page("Process", caption)
         pages.save(fig)
         return
     per_page = 7
@@ -245,9 +240,8 @@ def table_pages(pages: Pages, report: Report) -> None:
                 text = _clip(row[i], widths[i] - 0.1, fs)
                 body.text(anchor, 0.3 + (r + 0.8) * row_h, text, fontsize=fs, ha="right" if right else "left")
             x += widths[i]
-        ax = body.axes(0, 0.25, sum(widths), 0.0001)
-        ax.set_axis_off()
-        ax.axhline(0, color="#888", linewidth=0.6)
+        y = body.fy(0.25)
+        fig.add_artist(Line2D([body.fx(0), body.fx(sum(widths))], [y, y], color="#888", linewidth=0.6))
         pages.save(fig)
 
 

@@ -222,7 +222,9 @@ def effect_sheet(runs: Sequence, metrics: dict[str, dict] | None = None) -> Effe
 
 
 @dataclass
-class _EffectLayout:
+class EffectLayout:
+    """Sizes in inches: cell width, label strips above and below the images, the header row."""
+
     cw: float
     aspect: float
     fs: float
@@ -239,7 +241,7 @@ class _EffectLayout:
         return self.head + rows * self.row_h
 
 
-def _effect_layout(sheet: EffectSheet, cw: float) -> _EffectLayout:
+def effect_layout(sheet: EffectSheet, cw: float) -> EffectLayout:
     aspect = sheet.thumbs.aspect(sheet.content)
     fs = min(9.0, max(6.0, 3.0 + 2.7 * cw))
     lab = fs * 1.7 / 72
@@ -247,20 +249,20 @@ def _effect_layout(sheet: EffectSheet, cw: float) -> _EffectLayout:
     labels = [wrap(c, cw - 0.08, fs) for c in sheet.columns]
     text_h = max(label.count("\n") + 1 for label in labels) * fs * 1.35 / 72 + 0.08
     head = max(text_h, lab + 0.7 * cw * aspect)
-    return _EffectLayout(cw, aspect, fs, lab, bot, head, labels)
+    return EffectLayout(cw, aspect, fs, lab, bot, head, labels)
 
 
-def fit_effect(sheet: EffectSheet, width: float, height: float, cell: float = 2.2) -> _EffectLayout:
+def fit_effect(sheet: EffectSheet, width: float, height: float, cell: float = 2.2) -> EffectLayout:
     """The largest layout (cells at most ``cell`` inches) that fits ``width`` x ``height`` inches."""
     cw = min(cell, width / (len(sheet.columns) + 1))
-    layout = _effect_layout(sheet, cw)
+    layout = effect_layout(sheet, cw)
     while layout.height(len(sheet.rows)) > height and cw > 0.3:
         cw *= 0.95
-        layout = _effect_layout(sheet, cw)
+        layout = effect_layout(sheet, cw)
     return layout
 
 
-def draw_effect(frame: Frame, sheet: EffectSheet, layout: _EffectLayout, dpi: int) -> None:
+def draw_effect(frame: Frame, sheet: EffectSheet, layout: EffectLayout, dpi: int) -> None:
     """Draw the sheet into ``frame`` (centred horizontally) with ``layout``; images sized for ``dpi``."""
     cw, a, lab, fs = layout.cw, layout.aspect, layout.lab, layout.fs
     px = pixels_for(cw, dpi)
@@ -303,20 +305,16 @@ def draw_effect(frame: Frame, sheet: EffectSheet, layout: _EffectLayout, dpi: in
 def _sheet_figure(sheet: EffectSheet, title: str, cell: float, dpi: int):
     layout = fit_effect(sheet, (len(sheet.columns) + 1) * cell, float("inf"), cell)
     width = (len(sheet.columns) + 1) * layout.cw + 0.3
-    top = 0.2 + (0.25 if title else 0) + (0.25 if sheet.header else 0)
+    header = wrap(sheet.header, width - 0.3, 9) if sheet.header else ""
+    title_h = 0.3 if title else 0.0
+    header_h = (header.count("\n") + 1) * 9 * 1.4 / 72 if header else 0.0
+    top = 0.15 + title_h + header_h + 0.1
     fig = new_figure(width, top + layout.height(len(sheet.rows)) + 0.15)
     if title:
         fig.text(0.5, 1 - 0.12 / fig.get_figheight(), title, ha="center", va="top", fontsize=12, weight="bold")
-    if sheet.header:
-        fig.text(
-            0.5,
-            1 - (0.14 + (0.25 if title else 0)) / fig.get_figheight(),
-            wrap(sheet.header, width - 0.3, 9),
-            ha="center",
-            va="top",
-            fontsize=9,
-            color="#333",
-        )
+    if header:
+        y = 1 - (0.15 + title_h) / fig.get_figheight()
+        fig.text(0.5, y, header, ha="center", va="top", fontsize=9, color="#333", linespacing=1.2)
     draw_effect(Frame(fig, 0.15, top, width - 0.3, layout.height(len(sheet.rows))), sheet, layout, dpi)
     return fig
 

@@ -376,6 +376,7 @@ def test_runs_without_snapshots_are_named_once_not_shown_missing(tmp_path, input
     (none / "process-grid.png").write_bytes(b"stale")
     write_report(none)
     assert "No run saved snapshots" in (none / "report.html").read_text()
+    assert "No run saved snapshots" in " ".join(pdf_text((none / "report.pdf").read_bytes()).split())
     assert not (none / "process-grid.png").exists()  # no grid, and no stale one from an earlier report
 
 
