@@ -3,22 +3,24 @@
 Written into the experiment folder::
 
     effect.png / effect.pdf        the effect picture (one per content: effect-<content>.*)
-    process-grid.png               every run's snapshots at the same steps
-    losses.png                     every run's loss curves, one plot per term
-    report.html                    all of it, self-contained: the sheets embedded as data URIs,
-                                   each run's process picture by relative path; no server, no network
-    report.pdf                     the same, with vector text
+    process-grid.png               the runs' snapshots at the same steps
+    losses.png                     the runs' loss curves, small multiples
+    report.html                    all of it: the sheets as embedded JPEG thumbnails linked to the
+                                   full-size files beside it; no server, no network
+    report.pdf                     a lab notebook: a title page with the settings, then one figure
+                                   per A4 page with its caption, then the table of runs
 
-The table gives, per run, the settings that differ between runs, wall time,
-seconds per step, peak memory, batch size and stylelab's own content and style
-distance of the result (metrics.py), so runs of different recipes compare.
+This module gathers what the report says (title, settings, environment, the
+table of runs); report_pages.py draws the PDF and report_html.py writes the page.
+Fields older runs did not record (torch version, precision, machine) show as "-".
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import time
+import tomllib
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import images, sheets
@@ -27,7 +29,9 @@ from .experiments import format_value
 from .runs import Run, find_runs
 
 SETTING_SKIP = ("name", "description")
-COLUMNS = ("run", "differs", "status", "steps", "wall s", "s/step", "batch", "peak MiB", "content d", "style d")
+COLUMNS = ("run", "settings", "status", "steps", "time s", "s/step", "batch", "peak MiB", "content d", "style d")
+NUMERIC = frozenset(COLUMNS[3:])
+DIMENSIONS = ("content", "style", "recipe")
 
 
 def experiment_runs(folder: Path) -> list[Run]:
@@ -44,11 +48,126 @@ def experiment_runs(folder: Path) -> list[Run]:
     return sorted(runs, key=lambda r: (order.get(r.name, len(order)), r.name))
 
 
+def experiment_name(folder: Path) -> str:
+    """The experiment's own name (experiment.toml's ``name``), else the folder's name."""
+    try:
+        name = tomllib.loads((folder / "experiment.toml").read_text(encoding="utf-8")).get("name")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        name = None
+    return str(name) if name else folder.resolve().name
+
+
+def _settings(run: Run) -> dict[str, str]:
+    return {k: format_value(v) for k, v in run.recipe.to_dict().items() if k not in SETTING_SKIP}
+
+
 def differing_settings(runs: list[Run]) -> list[dict[str, str]]:
-    """Per run, the recipe settings whose value is not the most common one among the runs."""
-    dicts = [{k: format_value(v) for k, v in r.recipe.to_dict().items() if k not in SETTING_SKIP} for r in runs]
-    common = {k: Counter(d.get(k) for d in dicts).most_common(1)[0][0] for k in (dicts[0] if dicts else {})}
-    return [{k: v for k, v in d.items() if v != common.get(k)} for d in dicts]
+    """Per run, its values of the recipe settings that differ between the runs, except those its name
+    already says (the varied ones of a sweep): what a recipe brings with it."""
+    dicts = [_settings(r) for r in runs]
+    keys = list(dict.fromkeys(k for d in dicts for k in d))
+    keys = [k for k in keys if len({d.get(k, "-") for d in dicts}) > 1]
+    points = [sheets.run_point(r) for r in runs]
+    return [{k: d.get(k, "-") for k in keys if k not in p} for d, p in zip(dicts, points)]
+
+
+def settings_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(shared, differing): what every run has alike (key, value), and what differs (key, its values in order)."""
+    points = [sheets.run_point(r) for r in runs]
+    values: dict[str, list[str]] = {}
+    for point, run in zip(points, runs):
+        for k in DIMENSIONS:
+            values.setdefault(k, []).append(point.get(k, "?"))
+        for k, v in _settings(run).items():
+            values.setdefault(k, []).append(v)
+    shared, differs = [], []
+    for key, vals in values.items():
+        distinct = list(dict.fromkeys(vals))
+        if len(distinct) == 1:
+            shared.append((key, distinct[0]))
+        else:
+            differs.append((key, ", ".join(distinct) + (f" ({len(distinct)})" if len(distinct) > 3 else "")))
+    return shared, differs
+
+
+def _distinct(runs: list[Run], key: str) -> str:
+    """The values runs recorded for ``key``, with counts where they differ; '-' where none did."""
+    found = Counter(_plain(r.info.get(key)) for r in runs if r.info.get(key) not in (None, "", {}))
+    if not found:
+        return "-"
+    if len(found) == 1:
+        return next(iter(found))
+    return ", ".join(f"{v} ({n} runs)" for v, n in found.most_common())
+
+
+def _plain(value) -> str:
+    if isinstance(value, dict):  # a machine description: its most telling parts first
+        parts = [str(value[k]) for k in ("cpu", "gpu", "platform") if value.get(k)]
+        if value.get("cores"):
+            parts.insert(1, f"{value['cores']} cores")
+        return ", ".join(parts) or ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(t)) if t else "-"
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass
+class Batches:
+    """Which runs were optimised together: their batch's number and size, and each batch's time once."""
+
+    number: dict[str, int] = field(default_factory=dict)
+    size: dict[str, int] = field(default_factory=dict)
+    first: set[str] = field(default_factory=set)  # the first run of each batch (where its shared figures go)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+
+def batches(runs: list[Run]) -> Batches:
+    """Batches in order of their first run; runs from before sweeps recorded batches are batches of one."""
+    out = Batches()
+    keys: dict[tuple, int] = {}
+    for run in runs:
+        key = tuple(sorted(run.info.get("batch_runs") or [run.name]))
+        if key not in keys:
+            keys[key] = len(keys) + 1
+            out.first.add(run.name)
+            if run.info.get("elapsed") is not None:
+                out.seconds[keys[key]] = float(run.info["elapsed"])
+        out.number[run.name] = keys[key]
+        out.size[run.name] = max(1, int(run.info.get("batch_size") or 1))
+    return out
+
+
+def environment(runs: list[Run]) -> list[tuple[str, str]]:
+    """Where and with what the runs were made, and the report."""
+    from . import __version__
+
+    statuses = Counter(r.status for r in runs)
+    b = batches(runs)
+    started = [r.info["started"] for r in runs if r.info.get("started")]
+    finished = [r.info["finished"] for r in runs if r.info.get("finished")]
+    n_batches = len(set(b.number.values()))
+    return [
+        ("runs", f"{len(runs)}: " + ", ".join(f"{n} {s}" for s, n in statuses.most_common())),
+        ("batches", f"{n_batches}, {sum(b.seconds.values()):.1f} s in all (each batch's time counted once)"),
+        ("stylelab", _distinct(runs, "version")),
+        ("torch", _distinct(runs, "torch")),
+        ("device", _distinct(runs, "device")),
+        ("precision", _distinct(runs, "precision")),
+        ("machine", _distinct(runs, "machine")),
+        ("made", f"{_when(min(started, default=None))} to {_when(max(finished, default=None))}"),
+        ("report made", f"{_when(time.time())} with stylelab {__version__}, torch {_package_version('torch')}"),
+    ]
 
 
 def distances(run: Run) -> dict[str, float] | None:
@@ -66,141 +185,86 @@ def distances(run: Run) -> dict[str, float] | None:
     return {"content": d.content, "style": d.style}
 
 
-def table_rows(runs: list[Run]) -> list[list[str]]:
+def table_rows(runs: list[Run], dists: dict[str, dict] | None = None) -> list[list[str]]:
+    """One row of ``COLUMNS`` per run. Times are the run's share of its batch (batch time / runs in it),
+    so they add up; peak memory is the batch's, given on its first run only."""
+    if dists is None:
+        dists = {r.name: distances(r) for r in runs}
+    b = batches(runs)
     rows = []
     for run, diff in zip(runs, differing_settings(runs)):
-        info = run.info
-        d = distances(run) or {}
+        info, size = run.info, b.size[run.name]
+        d = dists.get(run.name) or {}
         steps = info.get("steps") or 0
-        elapsed = info.get("elapsed")
-        per_step = info.get("seconds_per_step") or (elapsed / steps if elapsed and steps else None)
-        peak = info.get("peak_memory")
+        share = info["elapsed"] / size if info.get("elapsed") is not None else None
+        peak = info.get("peak_memory") if run.name in b.first else None
         rows.append(
             [
                 run.name,
-                ", ".join(f"{k}={v}" for k, v in diff.items()) or "-",
+                " ".join(f"{k}={v}" for k, v in diff.items()) or "-",
                 run.status,
                 str(steps),
-                f"{elapsed:.1f}" if elapsed is not None else "-",
-                f"{per_step:.3f}" if per_step else "-",
-                str(info.get("batch_size", 1)),
-                f"{peak / 2**20:.0f}" if peak else "-",
-                f"{d['content']:.3f}" if "content" in d else "-",
-                f"{d['style']:.3f}" if "style" in d else "-",
+                f"{share:.2f}" if share is not None else "-",
+                f"{share / steps:.4f}" if share is not None and steps else "-",
+                f"#{b.number[run.name]} ×{size}" if size > 1 else f"#{b.number[run.name]}",
+                f"{peak / 2**20:.0f}" if peak else ("" if info.get("peak_memory") else "-"),
+                f"{d['content']:.3f}" if d.get("content") is not None else "-",
+                f"{d['style']:.3f}" if d.get("style") is not None else "-",
             ]
         )
     return rows
 
 
-def _by_content(runs: list[Run]) -> dict[str, list[Run]]:
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(sheets.run_point(run)["content"], []).append(run)
-    return groups
+TIME_NOTE = (
+    "time s: the run's share of its batch's wall time (the batch's time divided by the runs optimised together "
+    "in it), so the column adds up to the sweep's time; s/step likewise. batch: #number ×runs in it. peak MiB: "
+    "the batch's peak memory, given once, on its first run. content d / style d: stylelab's own yardstick "
+    "(metrics.py): relative feature distance to the content at relu4_2, relative Gram distance to the style "
+    "at relu1_1..relu5_1, independent of each recipe's weights; lower is closer."
+)
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+@dataclass
+class Report:
+    """Everything the report shows, gathered once."""
+
+    folder: Path
+    title: str
+    runs: list[Run]
+    shared: list[tuple[str, str]]
+    differs: list[tuple[str, str]]
+    environment: list[tuple[str, str]]
+    distances: dict[str, dict | None]
+    rows: list[list[str]]
+    columns: tuple[str, ...] = COLUMNS
+
+    def by_content(self) -> dict[str, list[Run]]:
+        groups: dict[str, list[Run]] = {}
+        for run in self.runs:
+            groups.setdefault(sheets.run_point(run)["content"], []).append(run)
+        return groups
 
 
-def _table_figure(header, rows, title):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(11.7, 0.6 + 0.32 * (len(rows) + 1)))
-    ax.set_axis_off()
-    wrapped = [[r[0], r[1][:60]] + r[2:] for r in rows]
-    t = ax.table(cellText=wrapped, colLabels=header, loc="upper center", cellLoc="left")
-    t.auto_set_font_size(False)
-    t.set_fontsize(6.5)
-    t.auto_set_column_width(list(range(len(header))))
-    ax.set_title(title, fontsize=10)
-    return fig
-
-
-def write_report(folder: str | Path) -> list[Path]:
-    """Write the sheets, report.html and report.pdf into ``folder``; returns their paths."""
-    from matplotlib.backends.backend_pdf import PdfPages
-
+def gather(folder: str | Path) -> Report:
+    """Read the experiment folder into a ``Report`` (distances the runs lack are measured now)."""
     folder = Path(folder)
     runs = experiment_runs(folder)
     if not runs:
         raise StylelabError(f"no finished runs under {folder} (stylelab sweep writes them)")
-    title = folder.resolve().name
-    groups = _by_content(runs)
-    written: list[Path] = []
-    pdf_path = folder / "report.pdf"
-    partial_pdf = pdf_path.with_name(".report.pdf.partial")
-    sections: list[tuple[str, Path]] = []
-    with PdfPages(partial_pdf) as pdf:
-        for content, group in groups.items():
-            stem = "effect" if len(groups) == 1 else f"effect-{content}"
-            fig = sheets.effect_picture(group, title=f"{title}: effect picture ({content})")
-            pdf.savefig(fig, bbox_inches="tight")
-            written += sheets.save_figure(fig, folder / f"{stem}.png", folder / f"{stem}.pdf")
-            sections.append((f"Effect picture: {content}", folder / f"{stem}.png"))
-        for name, make in (("process-grid", sheets.process_grid), ("losses", sheets.loss_curves)):
-            fig = make(runs)
-            pdf.savefig(fig, bbox_inches="tight")
-            written += sheets.save_figure(fig, folder / f"{name}.png")
-            sections.append(({"process-grid": "Process", "losses": "Loss curves"}[name], folder / f"{name}.png"))
-        rows = table_rows(runs)
-        for start in range(0, len(rows), 30):
-            pdf.savefig(_table_figure(COLUMNS, rows[start : start + 30], f"{title}: runs"), bbox_inches="tight")
-        for run in runs:
-            if run.process.is_file():
-                pdf.savefig(_image_page(run.process, run.name), bbox_inches="tight")
-    partial_pdf.replace(pdf_path)
-    html_path = images.atomic_write_text(folder / "report.html", _html(title, folder, runs, rows, sections))
+    shared, differs = settings_table(runs)
+    dists = {r.name: distances(r) for r in runs}
+    rows, columns = table_rows(runs, dists), COLUMNS
+    if all(row[1] == "-" for row in rows):  # one recipe: no settings beyond those in the names
+        rows, columns = [[row[0], *row[2:]] for row in rows], (COLUMNS[0], *COLUMNS[2:])
+    return Report(folder, experiment_name(folder), runs, shared, differs, environment(runs), dists, rows, columns)
+
+
+def write_report(folder: str | Path) -> list[Path]:
+    """Write the sheets, report.html and report.pdf into ``folder``; returns their paths."""
+    from . import report_html, report_pages
+
+    report = gather(folder)
+    written = report_pages.write_sheets(report)
+    pdf_path = report_pages.write_pdf(report, report.folder / "report.pdf")
+    html_path = images.atomic_write_text(report.folder / "report.html", report_html.render(report))
     return [html_path, pdf_path, *written]
-
-
-def _image_page(path: Path, title: str):
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-    fig, ax = plt.subplots(figsize=(8.3, 8.3 * img.height / img.width + 0.4))
-    ax.imshow(img, interpolation="none")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    return fig
-
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
-img.sheet { max-width: 100%; border: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ccc; padding: 3px 6px; }
-th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.runs { display: flex; flex-wrap: wrap; gap: 1em; } .runs figure { margin: 0; width: 420px; }
-.runs img { width: 100%; } figcaption { font-size: 0.8em; word-break: break-all; }
-"""
-
-
-def _html(title: str, folder: Path, runs: list[Run], rows: list[list[str]], sections) -> str:
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(title)}: stylelab report</title><style>{CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1><p>{len(runs)} runs. Distances are stylelab's own yardstick (relative feature "
-        "distance to the content at relu4_2, relative Gram distance to the style at relu1_1..relu5_1), "
-        "independent of each recipe's weights.</p>",
-    ]
-    for heading, path in sections:
-        parts.append(f"<h2>{e(heading)}</h2><img class='sheet' alt='{e(heading)}' src='{_data_uri(path)}'>")
-    parts.append("<h2>Runs</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr>")
-    for row in rows:
-        cells = [f"<td>{e(row[0])}</td>", f"<td>{e(row[1])}</td>", f"<td>{e(row[2])}</td>"]
-        cells += [f"<td class='num'>{e(v)}</td>" for v in row[3:]]
-        parts.append("<tr>" + "".join(cells) + "</tr>")
-    parts.append("</table><h2>Process pictures</h2><div class='runs'>")
-    for run in runs:
-        if run.process.is_file():
-            rel = run.process.relative_to(folder).as_posix()
-            parts.append(
-                f"<figure><a href='{e(rel)}'><img loading='lazy' alt='{e(run.name)}' src='{e(rel)}'></a>"
-                f"<figcaption>{e(run.name)}</figcaption></figure>"
-            )
-    parts.append("</div></body></html>")
-    return "\n".join(parts)

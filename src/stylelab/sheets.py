@@ -3,30 +3,32 @@
 * ``process_picture``: one run's snapshots with step and loss, and its loss curves;
 * ``effect_picture``: rows = styles (style image at the row head), columns = what
   else varies (recipes, parameter values), the content image and a header naming
-  what varies; each cell a result;
-* ``process_grid``: several runs' snapshots side by side at the same steps;
-* ``loss_curves``: every run's curve, one plot per loss term, log scale.
+  what varies; each cell a result, with its content and style distance when given;
+* ``compare_picture``: the same layout for any images (other tools' results too);
+* ``process_grid`` (process_grid.py): several runs' snapshots side by side at the same steps;
+* ``loss_curves`` (curves.py): small multiples of every run's loss terms.
 
-The comparison sheets return matplotlib figures, so each can be written as PNG
-(``figure_to_image``) or as PDF with vector text and the images embedded
-(``save_figure``).
+Sheets are drawn into a ``figures.Frame``, so the same drawing makes a figure of
+its own size (``effect_picture`` etc.: PNG or PDF via ``save_figure``) or fills
+part of a report's fixed-size PDF page (report_pages.py). No pyplot: see figures.py.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+from .figures import Frame, figure_to_image, fit_image, new_figure, pixels_for, save_figure, text_width, wrap
 
-LOSS_TERMS = ("content", "style", "tv", "total")
+__all__ = ["compare_picture", "effect_picture", "figure_to_image", "grid_picture", "process_picture", "save_figure"]
+
 MAX_SNAPSHOTS = 12
+THUMB = 512  # longest side of an image as first read: enough for any cell of any sheet
+SCREEN_DPI = 100  # the PNG sheets' resolution (and the pixels their images need)
 
 
 def _pick(items: Sequence, n: int) -> list:
@@ -37,46 +39,6 @@ def _pick(items: Sequence, n: int) -> list:
     return [items[i] for i in idx]
 
 
-def figure_bytes(fig, fmt: str = "png", dpi: int = 100, close: bool = True) -> bytes:
-    """The figure as PNG or PDF bytes (PDF: text stays text, images are embedded)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", facecolor="white")
-    if close:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def figure_to_image(fig, dpi: int = 100) -> Image.Image:
-    return Image.open(io.BytesIO(figure_bytes(fig, "png", dpi))).convert("RGB")
-
-
-def save_figure(fig, png=None, pdf=None, dpi: int = 100) -> list:
-    """Write the figure atomically as PNG and/or PDF; returns the paths written."""
-    from .images import atomic_write_bytes
-
-    written = []
-    if pdf is not None:
-        written.append(atomic_write_bytes(pdf, figure_bytes(fig, "pdf", dpi, close=False)))
-    if png is not None:
-        written.append(atomic_write_bytes(png, figure_bytes(fig, "png", dpi, close=False)))
-    plt.close(fig)
-    return written
-
-
-def plot_losses(ax, history: Sequence[dict], terms: Sequence[str] = LOSS_TERMS) -> None:
-    steps = [row["step"] for row in history]
-    for term in terms:
-        values = [row.get(term, 0.0) for row in history]
-        if any(v > 0 for v in values):
-            ax.plot(steps, [v if v > 0 else float("nan") for v in values], label=term)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (unweighted term)")
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper right", fontsize=8)
-
-
 def process_picture(
     snapshots: Sequence[tuple[int, Image.Image, dict]], history: Sequence[dict], title: str = ""
 ) -> Image.Image:
@@ -85,24 +47,23 @@ def process_picture(
     cols = min(4, max(1, len(shots)))
     rows = math.ceil(len(shots) / cols) if shots else 0
     aspect = shots[0][1].height / shots[0][1].width if shots else 0.75
-    cell = 3.0
-    fig_h = rows * (cell * aspect + 0.4) + (2.8 if history else 0) + 0.5
-    fig = plt.figure(figsize=(cols * cell, max(fig_h, 2.5)))
-    grid = fig.add_gridspec(
-        rows + (1 if history else 0), cols, height_ratios=[cell * aspect] * rows + ([2.6] if history else [])
-    )
+    cell, top = 3.0, (0.45 if title else 0.1)
+    shot_h = cell * aspect + 0.3
+    plot_h = 2.9 if history else 0.0
+    fig = new_figure(cols * cell, max(2.5, top + rows * shot_h + plot_h + 0.1))
+    frame = Frame(fig, 0, top, cols * cell, rows * shot_h + plot_h)
     for k, (step, img, losses) in enumerate(shots):
-        ax = fig.add_subplot(grid[k // cols, k % cols])
-        ax.imshow(img)
-        ax.set_axis_off()
+        x, y = (k % cols) * cell, (k // cols) * shot_h
         loss = losses.get("total")
         label = f"step {step}" + (f" · loss {loss:.3g}" if loss is not None else "")
-        ax.set_title(label, fontsize=9)
+        frame.text(x + cell / 2, y + 0.24, label, ha="center", va="bottom", fontsize=9)
+        frame.image(x + 0.05, y + 0.28, cell - 0.1, cell * aspect - 0.02, fit_image(img, pixels_for(cell, 100)))
     if history:
-        ax = fig.add_subplot(grid[rows, :])
-        plot_losses(ax, history)
+        from .curves import plot_losses
+
+        plot_losses(frame.axes(0.75, rows * shot_h + 0.15, cols * cell - 0.95, plot_h - 0.7), history)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.text(0.5, 1 - 0.1 / fig.get_figheight(), title, ha="center", va="top", fontsize=11)
     return figure_to_image(fig)
 
 
@@ -119,29 +80,29 @@ def grid_picture(
     ncols = max(len(imgs) for _, imgs in rows)
     first = rows[0][1][0]
     aspect = first.height / first.width
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * cell, len(rows) * cell * aspect + 0.6), squeeze=False)
+    label_w = max([text_width(label, 9) + 0.2 for label, _ in rows if label] or [0.0])
+    labels = [wrap(label, cell - 0.1, 9) for label in column_labels[:ncols]]
+    label_h = max([label.count("\n") + 1 for label in labels] or [0]) * 9 * 1.3 / 72
+    top = (0.5 if title else 0.1) + (label_h + 0.1 if labels else 0)
+    fig = new_figure(label_w + ncols * cell + 0.1, top + len(rows) * (cell * aspect + 0.1) + 0.1)
+    frame = Frame(fig, label_w, top, ncols * cell, len(rows) * (cell * aspect + 0.1))
+    for c, label in enumerate(labels):
+        frame.text(c * cell + cell / 2, -0.06, label, ha="center", va="bottom", fontsize=9)
     for r, (label, imgs) in enumerate(rows):
-        for c in range(ncols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(imgs) and imgs[c] is not None:
-                ax.imshow(imgs[c])
-            if r == 0 and c < len(column_labels):
-                ax.set_title(column_labels[c], fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=9)
+        y = r * (cell * aspect + 0.1)
+        if label:
+            frame.text(-0.1, y + cell * aspect / 2, label, ha="right", va="center", fontsize=9)
+        for c, img in enumerate(imgs):
+            if img is not None:  # drawn nearest-neighbour: shrunk to its pixels here, smoothly
+                frame.image(
+                    c * cell + 0.04, y, cell - 0.08, cell * aspect, fit_image(img, pixels_for(cell, SCREEN_DPI))
+                )
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.text(0.5, 1 - 0.1 / fig.get_figheight(), title, ha="center", va="top", fontsize=11)
     return fig
 
 
-# ---------------------------------------------------------------- comparing runs
-
-THUMB = 512  # longest side of the images put into sheets (keeps PDFs small)
+# ---------------------------------------------------------------- where runs sit
 
 
 def run_point(run) -> dict[str, str]:
@@ -167,130 +128,233 @@ def column_label(point: dict[str, str], keys: Sequence[str]) -> str:
     return "\n".join(point.get(k, "?") if k == "recipe" else f"{k} {point.get(k, '?')}" for k in keys) or "result"
 
 
-def _thumb(path) -> Image.Image | None:
-    try:
-        from .images import load_rgb
+class Thumbnails:
+    """Images read once (at most ``THUMB`` px) and handed out at the size each use needs."""
 
-        img = load_rgb(path)[0]
-    except Exception:  # noqa: BLE001 - a moved or deleted input shows as an empty cell
-        return None
-    img.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
-    return img
+    def __init__(self):
+        self._read: dict[str, Image.Image | None] = {}
+
+    def get(self, src, px: int) -> Image.Image | None:
+        """``src`` (a path or an image) no larger than ``px``; None for a moved, deleted or unreadable file."""
+        if src is None:
+            return None
+        if isinstance(src, Image.Image):
+            return fit_image(src, px)
+        key = str(src)
+        if key not in self._read:
+            try:
+                from .images import load_rgb
+
+                self._read[key] = fit_image(load_rgb(src)[0], THUMB)
+            except Exception:  # noqa: BLE001 - a moved or deleted file shows as an empty cell
+                self._read[key] = None
+        img = self._read[key]
+        return fit_image(img, px) if img is not None else None
+
+    def aspect(self, src, default: float = 0.75) -> float:
+        img = self.get(src, THUMB)
+        return img.height / img.width if img is not None else default
 
 
-def _cell(ax, img: Image.Image | None, label: str = "", color: str = "black") -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if img is not None:
-        ax.imshow(img, interpolation="none")  # 'none': the PDF embeds the image itself
-    else:
-        ax.text(0.5, 0.5, "missing", ha="center", va="center", color="grey", transform=ax.transAxes)
-    if label:
-        ax.set_title(label, fontsize=8, color=color)
+# ---------------------------------------------------------------- effect picture
 
 
-def effect_picture(runs: Sequence, title: str = "", cell: float = 2.2):
-    """Rows = styles (style image first), columns = everything else that varies; one content.
+@dataclass
+class Cell:
+    """One result in an effect sheet: its image (path or image), a line above it and one below."""
 
-    Returns a matplotlib figure; runs of several contents belong in one picture each.
-    """
+    image: object = None
+    above: str = ""
+    below: str = ""
+    color: str = "black"
+
+
+@dataclass
+class EffectSheet:
+    """What an effect picture shows, independent of how large it is drawn."""
+
+    content: object  # path or image
+    content_label: str
+    columns: list[str]
+    rows: list[tuple[str, object, list[Cell]]]  # (style label, style image, one cell per column)
+    header: str = ""
+    thumbs: Thumbnails = field(default_factory=Thumbnails)
+
+    def part(self, start: int, stop: int) -> EffectSheet:
+        """The same sheet with only rows ``start:stop`` (a page's worth)."""
+        return EffectSheet(
+            self.content, self.content_label, self.columns, self.rows[start:stop], self.header, self.thumbs
+        )
+
+
+def metrics_label(d: dict | None) -> str:
+    """The line under a result: content and style distance (metrics.py), or nothing."""
+    if not d or d.get("content") is None or d.get("style") is None:
+        return ""
+    return f"c {d['content']:.3f}  s {d['style']:.3f}"
+
+
+def effect_sheet(runs: Sequence, metrics: dict[str, dict] | None = None) -> EffectSheet:
+    """The effect sheet of runs of one content; ``metrics``: run name -> {content, style} distances."""
     points = [run_point(r) for r in runs]
     keys = varying(points, skip=("content", "style"))
     columns = list(dict.fromkeys(column_label(p, keys) for p in points))
     styles = list(dict.fromkeys(p["style"] for p in points))
     by_cell = {(p["style"], column_label(p, keys)): r for p, r in zip(points, runs)}
     style_paths = {p["style"]: (r.info.get("styles") or [None])[0] for p, r in zip(points, runs)}
-    first = runs[0]
-    content = _thumb(first.info.get("content"))
-    aspect = (content.height / content.width) if content else 0.75
-    head = 0.5 + 0.14 * max(c.count("\n") + 1 for c in columns)
-    fig = plt.figure(figsize=((len(columns) + 1) * cell, head * cell + len(styles) * cell * aspect + 0.5))
-    grid = fig.add_gridspec(len(styles) + 1, len(columns) + 1, height_ratios=[head] + [aspect] * len(styles))
-    _cell(fig.add_subplot(grid[0, 0]), content, f"content: {points[0]['content']}")
-    for c, label in enumerate(columns):
-        ax = fig.add_subplot(grid[0, c + 1])
-        ax.set_axis_off()
-        ax.text(0.5, 0.1, label, ha="center", va="bottom", fontsize=9, weight="bold", transform=ax.transAxes)
-    for r, style in enumerate(styles):
-        _cell(fig.add_subplot(grid[r + 1, 0]), _thumb(style_paths[style]), f"style: {style}")
-        for c, label in enumerate(columns):
+    rows = []
+    for style in styles:
+        cells = []
+        for label in columns:
             run = by_cell.get((style, label))
-            img = _thumb(run.result) if run is not None else None
-            status = run.status if run is not None else "not run"
-            _cell(fig.add_subplot(grid[r + 1, c + 1]), img, "" if status == "done" else status, "firebrick")
+            if run is None:
+                cells.append(Cell(None, "not run", color="grey"))
+                continue
+            status = "" if run.status == "done" else run.status
+            below = metrics_label((metrics or {}).get(run.name))
+            cells.append(Cell(run.result if run.result.is_file() else None, status, below, "firebrick"))
+        rows.append((f"style: {style}", style_paths[style], cells))
     varies = " × ".join(["style", *keys]) if keys else "style"
     header = f"rows: style · columns: {' × '.join(keys) or 'result'} · varies: {varies}"
-    fig.suptitle(f"{title}\n{header}" if title else f"effect picture\n{header}", fontsize=11)
-    fig.tight_layout()
-    return fig
+    if metrics:
+        header += " · under each result: c content distance, s style distance (metrics.py)"
+    return EffectSheet(runs[0].info.get("content"), f"content: {points[0]['content']}", columns, rows, header)
 
 
-def _snapshot_at(snaps: Sequence[tuple[int, Path]], step: int):
-    """The last snapshot at or before ``step``."""
-    best = None
-    for s, path in snaps:
-        if s <= step:
-            best = (s, path)
-    return best
+@dataclass
+class EffectLayout:
+    """Sizes in inches: cell width, label strips above and below the images, the header row."""
+
+    cw: float
+    aspect: float
+    fs: float
+    lab: float
+    bot: float
+    head: float
+    labels: list[str]
+
+    @property
+    def row_h(self) -> float:
+        return self.lab + self.cw * self.aspect + self.bot
+
+    def height(self, rows: int) -> float:
+        return self.head + rows * self.row_h
 
 
-def process_grid(runs: Sequence, max_steps: int = 6, cell: float = 2.0, title: str = ""):
-    """Rows = runs, columns = the same steps for all (shared snapshot steps, or the nearest before)."""
-    snaps = [r.snapshots() for r in runs]
-    shared = set.intersection(*(set(s for s, _ in sn) for sn in snaps)) if snaps else set()
-    steps = sorted(shared) or sorted({s for sn in snaps for s, _ in sn})
-    steps = _pick(steps, max_steps)
-    if not steps:
-        steps = [0]
-    points = [run_point(r) for r in runs]
-    keys = varying(points) or ["style"]
-    first = next((_thumb(p) for sn in snaps for _, p in sn[:1]), None)
-    aspect = first.height / first.width if first else 0.75
-    fig, axes = plt.subplots(
-        len(runs), len(steps), figsize=(len(steps) * cell + 1.5, len(runs) * (cell * aspect + 0.3) + 0.6), squeeze=False
-    )
-    for r, sn in enumerate(snaps):
-        for c, step in enumerate(steps):
-            found = _snapshot_at(sn, step)
-            ax = axes[r][c]
-            _cell(ax, _thumb(found[1]) if found else None, f"step {step}" if r == 0 else "")
-            if c == 0:
-                ax.set_ylabel(column_label(points[r], keys), fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(title or "process: snapshots at the same steps", fontsize=11)
-    fig.tight_layout()
-    return fig
+def effect_layout(sheet: EffectSheet, cw: float) -> EffectLayout:
+    aspect = sheet.thumbs.aspect(sheet.content)
+    fs = min(9.0, max(6.0, 3.0 + 2.7 * cw))
+    lab = fs * 1.7 / 72
+    bot = lab if any(c.below for _, _, cells in sheet.rows for c in cells) else 0.0
+    labels = [wrap(c, cw - 0.08, fs) for c in sheet.columns]
+    text_h = max(label.count("\n") + 1 for label in labels) * fs * 1.35 / 72 + 0.08
+    head = max(text_h, lab + 0.7 * cw * aspect)
+    return EffectLayout(cw, aspect, fs, lab, bot, head, labels)
 
 
-def loss_curves(runs: Sequence, terms: Sequence[str] = LOSS_TERMS, title: str = ""):
-    """One plot per loss term with a line per run, log scale (terms that are zero everywhere are left out)."""
-    histories = [r.metrics() for r in runs]
-    shown = [t for t in terms if any(row.get(t, 0) > 0 for h in histories for row in h)] or ["total"]
-    points = [run_point(r) for r in runs]
-    keys = varying(points) or ["style"]
-    cols = min(2, len(shown))
-    rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.6 * rows + 0.8), squeeze=False)
-    for k, term in enumerate(shown):
-        ax = axes[k // cols][k % cols]
-        for point, history in zip(points, histories):
-            values = [row.get(term, 0.0) for row in history]
-            ax.plot(
-                [row["step"] for row in history],
-                [v if v > 0 else float("nan") for v in values],
-                label=column_label(point, keys).replace("\n", " · "),
-                linewidth=1,
+def fit_effect(sheet: EffectSheet, width: float, height: float, cell: float = 2.2) -> EffectLayout:
+    """The largest layout (cells at most ``cell`` inches) that fits ``width`` x ``height`` inches."""
+    cw = min(cell, width / (len(sheet.columns) + 1))
+    layout = effect_layout(sheet, cw)
+    while layout.height(len(sheet.rows)) > height and cw > 0.3:
+        cw *= 0.95
+        layout = effect_layout(sheet, cw)
+    return layout
+
+
+def draw_effect(frame: Frame, sheet: EffectSheet, layout: EffectLayout, dpi: int) -> None:
+    """Draw the sheet into ``frame`` (centred horizontally) with ``layout``; images sized for ``dpi``."""
+    cw, a, lab, fs = layout.cw, layout.aspect, layout.lab, layout.fs
+    px = pixels_for(cw, dpi)
+    x0 = max(0.0, (frame.width - (len(sheet.columns) + 1) * cw) / 2)
+
+    def cell(x: float, y: float, h: float, img, above: str = "", below: str = "", color: str = "black"):
+        if above:
+            frame.text(
+                x + cw / 2,
+                y + lab - 0.03,
+                wrap(above, cw, fs - 1)[:60],
+                ha="center",
+                va="bottom",
+                fontsize=fs - 1,
+                color=color,
             )
-        ax.set_yscale("log")
-        ax.set_title(term, fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(True, which="both", alpha=0.3)
-    for k in range(len(shown), rows * cols):
-        axes[k // cols][k % cols].set_axis_off()
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
-    fig.suptitle(title or "losses (unweighted terms; each recipe's own normalisation)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(labels) / 4), 1, 1))
+        frame.image(x + 0.03, y + lab, cw - 0.06, h, sheet.thumbs.get(img, px))
+        if below:
+            frame.text(x + cw / 2, y + lab + h + 0.02, below, ha="center", va="top", fontsize=fs - 1.5, color="#333")
+
+    cell(x0, 0, layout.head - lab - 0.02, sheet.content, sheet.content_label)
+    for c, label in enumerate(layout.labels):
+        frame.text(
+            x0 + (c + 1.5) * cw,
+            layout.head - 0.04,
+            label,
+            ha="center",
+            va="bottom",
+            fontsize=fs,
+            weight="bold",
+            linespacing=1.2,
+        )
+    for r, (style_label, style_img, cells) in enumerate(sheet.rows):
+        y = layout.head + r * layout.row_h
+        cell(x0, y, cw * a, style_img, style_label)
+        for c, item in enumerate(cells):
+            cell(x0 + (c + 1) * cw, y, cw * a, item.image, item.above, item.below, item.color)
+
+
+def _sheet_figure(sheet: EffectSheet, title: str, cell: float, dpi: int):
+    layout = fit_effect(sheet, (len(sheet.columns) + 1) * cell, float("inf"), cell)
+    width = (len(sheet.columns) + 1) * layout.cw + 0.3
+    header = wrap(sheet.header, width - 0.3, 9) if sheet.header else ""
+    title_h = 0.3 if title else 0.0
+    header_h = (header.count("\n") + 1) * 9 * 1.4 / 72 if header else 0.0
+    top = 0.15 + title_h + header_h + 0.1
+    fig = new_figure(width, top + layout.height(len(sheet.rows)) + 0.15)
+    if title:
+        fig.text(0.5, 1 - 0.12 / fig.get_figheight(), title, ha="center", va="top", fontsize=12, weight="bold")
+    if header:
+        y = 1 - (0.15 + title_h) / fig.get_figheight()
+        fig.text(0.5, y, header, ha="center", va="top", fontsize=9, color="#333", linespacing=1.2)
+    draw_effect(Frame(fig, 0.15, top, width - 0.3, layout.height(len(sheet.rows))), sheet, layout, dpi)
     return fig
+
+
+def effect_picture(
+    runs: Sequence, title: str = "", metrics: dict[str, dict] | None = None, cell: float = 2.2, dpi: int = SCREEN_DPI
+):
+    """Rows = styles (style image first), columns = everything else that varies; one content.
+
+    ``metrics`` (run name -> {content, style}) puts each result's distances under it; ``dpi``: the
+    resolution it will be saved at (images are sized for it: a PDF embeds them as they are).
+    Returns a matplotlib figure of its own size; runs of several contents belong in one picture each.
+    """
+    return _sheet_figure(effect_sheet(runs, metrics), title, cell, dpi)
+
+
+def compare_picture(
+    items: Sequence[tuple[str, object, dict | None]],
+    content,
+    style,
+    *,
+    content_label: str = "content",
+    style_label: str = "style",
+    title: str = "",
+    cell: float = 2.2,
+    dpi: int = SCREEN_DPI,
+):
+    """Any images side by side as an effect picture: (label, image or path, distances or None) each,
+    with the content at the head and the style at the row's start; returns a figure (for ``dpi``)."""
+    cells = [Cell(img, below=metrics_label(d)) for _, img, d in items]
+    header = (
+        "under each image: c content distance, s style distance (stylelab metrics)"
+        if any(c.below for c in cells)
+        else ""
+    )
+    sheet = EffectSheet(
+        content,
+        f"content: {content_label}",
+        [label for label, _, _ in items],
+        [(f"style: {style_label}", style, cells)],
+        header,
+    )
+    return _sheet_figure(sheet, title, cell, dpi)
