@@ -115,11 +115,12 @@ def run_batch(
 
     ``version`` is the driver's stylelab: a node with another would make other runs.
     """
-    from . import allocator, threads
+    from . import allocator
+    from .threads import prefer_sleeping_threads
 
     # The task owns its worker process, as the CLI owns its own: sleeping OpenMP threads
     # (effective when this worker has not loaded torch yet) and a heap that keeps freed activations.
-    threads.prefer_sleeping_threads()
+    prefer_sleeping_threads()
     allocator.reuse_freed_memory()
     import torch
 

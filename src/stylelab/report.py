@@ -179,7 +179,7 @@ def distances(run: Run) -> dict[str, float] | None:
     from .metrics import distances as measure
 
     try:
-        d = measure(run.result, run.info["content"], run.info["styles"])
+        d = measure(run.result, run.info["content"], run.info["styles"], size=run.recipe.size)
     except (StylelabError, KeyError):
         return None  # inputs no longer where they were
     return {"content": d.content, "style": d.style}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,9 +16,9 @@ from PIL import Image, PngImagePlugin
 
 from stylelab.cli import app, main
 
-app_module = importlib.import_module("stylelab.cli.app")  # the module; stylelab.cli.app is the Typer app
-
 from ..conftest import gradient_image
+
+app_module = importlib.import_module("stylelab.cli.app")  # the module; stylelab.cli.app is the Typer app
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -38,10 +38,12 @@ def sheet_command(
     out_path: Path = typer.Option(Path("effect.png"), "--out", "-o", help="The picture to write: .png or .pdf."),
     title: str = typer.Option("", "--title", help="A title above the picture."),
     metrics: bool = typer.Option(True, "--metrics/--no-metrics", help="Measure content and style distance."),
+    size: int = typer.Option(512, "--size", help="Measure and show each image with its longest side at N px."),
 ):
     """Put IMAGES side by side as an effect picture, each with its content and style distance."""
     from .. import images as imaging
     from ..figures import PDF_DPI
+    from ..metrics import measured_image
     from ..sheets import SCREEN_DPI, compare_picture, save_figure
 
     # Checked here rather than by typer's required options: one line, like every other mistake.
@@ -55,7 +57,8 @@ def sheet_command(
         raise StylelabError(f"--style-weights has {len(style_weights)} values for {len(style)} styles")
     paths = [_resolve(entry) for entry in images]
     # Every input read before anything is measured: a typo costs nothing.
-    pictures = [imaging.load_rgb(p)[0] for p in paths]
+    # At one bounded size, as `stylelab metrics` measures: never by an input's raw size.
+    pictures = [measured_image(p, size) for p in paths]
     content_img = imaging.load_rgb(content)[0]
     style_imgs = [imaging.load_rgb(s)[0] for s in style]
     labels = list(label) if label else default_labels(paths)
