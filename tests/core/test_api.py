@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import stylelab
-from stylelab.errors import ImageError, RecipeError
+from stylelab import stylize
+from stylelab.errors import ImageError, RecipeError, StylelabError
 from stylelab.events import Done, Started, Step
 
 pytestmark = pytest.mark.slow
@@ -82,3 +83,46 @@ def test_bad_inputs_raise_stylelab_errors(tmp_path, tiny_content, tiny_style):
     with pytest.raises(RecipeError, match="style_weight must be"):
         stylelab.stylize(tiny_content, tiny_style, style_weight=-1)
     assert issubclass(ImageError, stylelab.StylelabError)
+
+
+# ------------------------------------------------------------------ inputs that are no image
+
+
+NOT_IMAGES = {
+    "None": None,
+    "a list of ints": [1, 2, 3],
+    "a dict": {"a": 1},
+    "a number": 42,
+    "a string array": np.array(["a", "b"]),
+    "an object array": np.array([object(), object()]),
+    "a complex array": np.zeros((8, 8), dtype=complex),
+}
+
+
+@pytest.mark.parametrize("case", NOT_IMAGES)
+def test_non_images_are_a_stylelab_error_naming_the_argument(case, tiny_style):
+    bad = NOT_IMAGES[case]
+    with pytest.raises(StylelabError, match=r"^content\b") as info:
+        stylize(bad, tiny_style, steps=1, size=32)
+    assert len(str(info.value).splitlines()) == 1
+    with pytest.raises(StylelabError, match=r"^style\b"):
+        stylize(tiny_style, bad, steps=1, size=32)
+
+
+def test_non_images_are_type_errors_too(tiny_style):
+    with pytest.raises(TypeError):
+        stylize(None, tiny_style, steps=1, size=32)
+
+
+def test_bad_callbacks_and_run_dirs_are_refused_before_the_run(tiny_content, tiny_style, tmp_path):
+    with pytest.raises(StylelabError, match="callback must be a function"):
+        stylize(tiny_content, tiny_style, steps=1, size=32, callback=5)
+    with pytest.raises(StylelabError, match="run_dir must be a folder path"):
+        stylize(tiny_content, tiny_style, steps=1, size=32, run_dir=5)
+    with pytest.raises(StylelabError, match="stop must be a threading.Event"):
+        stylize(tiny_content, tiny_style, steps=1, size=32, stop="yes")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("work")
+    with pytest.raises(StylelabError, match="did not write"):
+        stylize(tiny_content, tiny_style, steps=1, size=32, run_dir=tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "work"

@@ -194,3 +194,55 @@ def test_lr_help_names_each_optimisers_default():
 
     for name, lr in DEFAULT_LR.items():
         assert f"{name} {lr:g}" in FIELDS["lr"].metadata["help"]
+
+
+def test_a_base_that_leads_back_to_itself_is_one_line(tmp_path):
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text(f'base = "{b}"\nsteps = 3\n')
+    b.write_text(f'base = "{a}"\n')
+    (tmp_path / "self.toml").write_text(f'base = "{tmp_path / "self.toml"}"\n')
+    for path in (a, tmp_path / "self.toml"):
+        with pytest.raises(RecipeError, match="leads back to itself"):
+            load_recipe(path)
+
+
+def test_recipe_files_that_are_not_text_or_not_toml_files(tmp_path):
+    binary = tmp_path / "x.toml"
+    binary.write_bytes(b"\xff\xfe\x00steps = 3")
+    with pytest.raises(RecipeError, match="not UTF-8"):
+        load_recipe(binary)
+    other = tmp_path / "passwd"
+    other.write_text("steps = 3\n")
+    with pytest.raises(RecipeError, match="unknown recipe"):  # only .toml files are read as recipes
+        load_recipe(other)
+
+
+@pytest.mark.parametrize(
+    ("changes", "pattern"),
+    [
+        ({"seed": 2**64}, "seed must be between"),
+        ({"seed": -1}, "seed must be between"),
+        ({"device": "meta"}, "unknown device"),
+        ({"device": "xpu"}, "unknown device"),
+        ({"style_scale": 100}, "style_scale must be at most"),
+        ({"size": 4096, "style_scale": 4}, "over the limit of 8192"),
+        ({"steps": float("inf")}, "not a valid int"),
+        ({"style_layers": ("relu1_1",) * 70}, "at most 64"),
+    ],
+)
+def test_settings_that_could_not_run_are_refused(changes, pattern):
+    with pytest.raises(RecipeError, match=pattern):
+        Recipe(**changes)
+
+
+def test_stored_recipes_are_checked(tmp_path):
+    from stylelab.recipes import recipe_from_dict
+
+    with pytest.raises(RecipeError, match="unknown setting 'stepz'"):
+        recipe_from_dict({"stepz": 3}, "run.json")
+    with pytest.raises(RecipeError, match="not a table"):
+        recipe_from_dict(["steps"], "run.json")
+    # A run folder's recipe.toml is read as it is: a base there is not followed to other files.
+    (tmp_path / "secret.toml").write_text("steps = 7\n")
+    with pytest.raises(RecipeError, match="unknown setting 'base'"):
+        recipe_from_toml(f'base = "{tmp_path / "secret.toml"}"\n')

@@ -128,3 +128,24 @@ def test_a_changed_optimizer_gets_its_own_default_lr(inputs):
     assert exp.plan()[0].recipe.lr == 0.5
     inline = _exp(inputs, recipes=[{"base": "seed-nst-v3", "name": "x", "optimizer": "lbfgs", "lr": ""}])
     assert inline.plan()[0].recipe.lr is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("content = 5\nstyles = ['x.png']", "content must be"),
+        ("content = ['c.png']\nstyles = 5", "styles must be"),
+        ("content = ['c.png']\nstyles = ['s.png']\nset = 'x'", "set must be a table"),
+        ("content = ['c.png']\nstyles = ['s.png']\nout = 5", "out must be a text"),
+        ("content = ['c.png']\nstyles = ['s.png']\nname = []", "name must be a text"),
+        ("content = ['c.png']\nstyles = ['s.png']\nrecipes = 5", "recipes must be"),
+        ("content = ['c.png']\nstyles = ['s.png']\ngrid = 3", "grid must be a table"),
+        ("content = ['c.png']\nstyles = ['s.png']\n[grid.steps]\na = 1", "grid steps must be a list"),
+    ],
+)
+def test_experiment_files_with_wrong_types_are_one_line(tmp_path, text, words):
+    path = tmp_path / "exp.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(StylelabError, match=words) as info:
+        load(path)
+    assert len(str(info.value).splitlines()) == 1

@@ -188,3 +188,25 @@ def test_a_worker_can_run_a_batch_from_image_bytes(inputs):
     (record,) = execute_batch(Batch(remote.content, remote.recipe, [remote]), inputs=data)
     assert record.status == "done" and record.content == "/elsewhere/c.png" and record.styles == ["/elsewhere/s.png"]
     assert record.extra["distances"]["style"] > 0
+
+
+def test_a_sweep_checks_every_input_before_it_writes_anything(inputs, tmp_path):
+    broken = tmp_path / "zz-broken.png"  # sorted last: its run would come up third
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    exp = _exp(
+        inputs, styles=[str(inputs / "styles" / "mosaic.png"), str(inputs / "styles" / "waves.png"), str(broken)]
+    )
+    out = tmp_path / "exp"
+    with pytest.raises(StylelabError, match="zz-broken.png"):
+        run_sweep(exp, out=out)
+    assert not out.exists()  # no experiment.toml, no runs/, no finished run
+
+
+def test_a_sweep_refuses_a_run_that_would_not_fit_in_memory_before_any_run(inputs, tmp_path, monkeypatch):
+    from stylelab import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device="auto": 64 * 2**20)
+    out = tmp_path / "exp"
+    with pytest.raises(StylelabError, match="needs about"):
+        run_sweep(_exp(inputs), out=out)
+    assert not out.exists()
