@@ -30,6 +30,9 @@ JPEG_QUALITY = 82
 MIN_JPEG_PIXELS = 48 * 48  # smaller images stay lossless (icons, swatches)
 
 
+CREATOR = "stylelab"  # the PNG Software and PDF Creator of every picture stylelab draws
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A white figure of ``width`` x ``height`` inches with its own Agg canvas (no pyplot)."""
     fig = Figure(figsize=(width, height), facecolor="white")
@@ -43,11 +46,12 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100, tight: bool = Tr
     """The figure as PNG or PDF bytes (PDF: text stays text, photographs are JPEG)."""
     buf = io.BytesIO()
     options = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
+    # Marked as stylelab's, so a later report may replace the file (report.made_by_stylelab).
     if fmt == "pdf":
-        with JpegPdfPages(buf) as pdf:
+        with JpegPdfPages(buf, metadata={"Creator": CREATOR}) as pdf:
             pdf.savefig(fig, dpi=dpi, facecolor="white", **options)
     else:
-        fig.savefig(buf, format=fmt, dpi=dpi, facecolor="white", **options)
+        fig.savefig(buf, format=fmt, dpi=dpi, facecolor="white", metadata={"Software": CREATOR}, **options)
     return buf.getvalue()
 
 

@@ -23,7 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import images, sheets
+from PIL import Image
+
+from . import folders, images, sheets
 from .errors import StylelabError
 from .experiments import format_value
 from .runs import Run, find_runs
@@ -259,11 +261,43 @@ def gather(folder: str | Path) -> Report:
     return Report(folder, experiment_name(folder), runs, shared, differs, environment(runs), dists, rows, columns)
 
 
+def report_files(report: Report) -> list[Path]:
+    """Every file ``write_report`` writes (or removes, when stale) in the report's folder."""
+    from .report_pages import effect_stem
+
+    stems = [effect_stem(report, content) for content in report.by_content()]
+    names = [f"{stem}.{kind}" for stem in stems for kind in ("png", "pdf")]
+    return [report.folder / n for n in (*names, "process-grid.png", "losses.png", "report.pdf", "report.html")]
+
+
+def made_by_stylelab(path: Path) -> bool:
+    """Whether a report file is stylelab's: marked so (PNG Software, PDF Creator, HTML generator),
+    or inside an experiment folder that a sweep made (whose report files are its own)."""
+    from .figures import CREATOR
+    from .report_html import GENERATOR
+    from .sweep import is_experiment_file
+
+    if is_experiment_file(path.parent / "experiment.toml"):
+        return True
+    try:
+        if path.suffix == ".png":
+            with Image.open(path) as img:
+                return str(getattr(img, "text", {}).get("Software", "")).startswith(CREATOR)
+        data = path.read_bytes()
+    except (OSError, ValueError):
+        return False
+    if path.suffix == ".pdf":
+        return f"/Creator ({CREATOR})".encode() in data
+    return f"content='{GENERATOR}'".encode() in data[:4096]
+
+
 def write_report(folder: str | Path) -> list[Path]:
     """Write the sheets, report.html and report.pdf into ``folder``; returns their paths."""
     from . import report_html, report_pages
 
     report = gather(folder)
+    for path in report_files(report):  # a file of the user's with one of these names is left alone
+        folders.check_output_file(path, made_by_stylelab, option="stylelab report would replace")
     written = report_pages.write_sheets(report)
     pdf_path = report_pages.write_pdf(report, report.folder / "report.pdf")
     html_path = images.atomic_write_text(report.folder / "report.html", report_html.render(report))

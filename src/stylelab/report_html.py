@@ -70,12 +70,16 @@ def _pairs(e, heading: str, pairs) -> str:
     return f"<div><h3>{e(heading)}</h3><table class='kv'>{rows}</table></div>"
 
 
+GENERATOR = "stylelab report"  # how a later report knows this page is its own to replace
+
+
 def render(report: Report) -> str:
     """The whole page as a string."""
     e = html.escape
     n = len(report.runs)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<meta name='generator' content='{GENERATOR}'>",
         f"<title>{e(report.title)}: stylelab report</title><style>{CSS}</style></head><body>",
         f"<h1>{e(report.title)}</h1><p class='sub'>stylelab report · {n} runs · {e(str(report.folder))}</p>",
         "<div class='settings'>",

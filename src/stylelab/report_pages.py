@@ -16,7 +16,7 @@ from pathlib import Path
 from matplotlib.lines import Line2D
 
 from . import curves, process_grid, sheets
-from .figures import PAGE, PDF_DPI, Frame, JpegPdfPages, new_figure, save_figure, text_width, wrap
+from .figures import CREATOR, PAGE, PDF_DPI, Frame, JpegPdfPages, new_figure, save_figure, text_width, wrap
 from .report import NUMERIC, TIME_NOTE, Report
 
 MARGIN = 0.5
@@ -253,7 +253,7 @@ def _clip(text: str, width: float, fs: float) -> str:
 def write_pdf(report: Report, path: Path) -> Path:
     """report.pdf, written beside itself and renamed into place."""
     partial = path.with_name(f".{path.name}.partial")
-    metadata = {"Title": f"{report.title}: stylelab report", "Creator": "stylelab"}
+    metadata = {"Title": f"{report.title}: stylelab report", "Creator": CREATOR}
     with JpegPdfPages(partial, metadata=metadata) as pdf:
         pages = Pages(pdf, report.title)
         title_page(pages, report)

@@ -435,3 +435,15 @@ print("ok")
     env["PYTHONPATH"] = str(Path(stylelab.__file__).parents[1])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_report_does_not_overwrite_a_users_files_of_the_same_name(tmp_path, capsys):
+    folder = tmp_path / "runs-of-mine"
+    write_run(folder / "runs" / "a", RunRecord(Recipe(size=32, steps=1), "c.png", ["s.png"], "done"))
+    (folder / "report.html").write_text("<p>my own report</p>")
+    assert main(["report", str(folder)]) == 2
+    assert "report.html" in capsys.readouterr().err
+    assert (folder / "report.html").read_text() == "<p>my own report</p>"
+    (folder / "report.html").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert main(["report", str(folder)]) == 0  # its own files: replaced
