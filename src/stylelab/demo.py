@@ -13,10 +13,11 @@ import numpy as np
 from PIL import Image
 
 from . import folders
-from .engine import stylize_batch
+from .engine import Engine
 from .events import for_item
 from .recipes import load_recipe
 from .runs import RunWriter
+from .task import Task
 
 # 50 L-BFGS steps: the demo's results hardly change after that (see a run's process.png),
 # and three 256-px images x 50 steps keep the whole demo under 3 minutes on 2 busy CPU cores.
@@ -99,24 +100,18 @@ def run_demo(out_dir: Path, *, quiet: bool = False, **overrides) -> list[Path]:
         save_png(img, out_dir / "inputs" / f"style-{name}.png")
     recipe = load_recipe("default", **{**DEMO_SETTINGS, **overrides})
     names = list(styles)
-    writers = [
-        for_item(
-            RunWriter(
-                out_dir / name,
-                str(out_dir / "inputs" / "content-coffee.png"),
-                [str(out_dir / "inputs" / f"style-{name}.png")],
-            ),
-            i,
-        )
-        for i, name in enumerate(names)
-    ]
+    writers = [for_item(RunWriter(out_dir / name), i) for i, name in enumerate(names)]
     t0 = time.perf_counter()
-    batch_args = (content, [[styles[n]] for n in names], recipe)
+    # The inputs as the files just written, so each run folder names them (and --from repeats it).
+    content_file = str(out_dir / "inputs" / "content-coffee.png")
+    tasks = [Task.of(content_file, [str(out_dir / "inputs" / f"style-{n}.png")], label=n) for n in names]
+    engine = Engine.for_recipe(recipe)
+    plan = engine.prepare(tasks, recipe)
     if quiet:
-        results = stylize_batch(*batch_args, callbacks=writers, labels=names)
+        results = engine.run(plan, writers)
     else:
         with ProgressBar() as bar:
-            results = stylize_batch(*batch_args, callbacks=[*writers, bar], labels=names)
+            results = engine.run(plan, [*writers, bar])
     rows = [(name, [styles[name], content, res.image]) for name, res in zip(names, results)]
     fig = grid_picture(
         rows, ["style", "content", "result"], title=f"stylelab demo ({recipe.size}px, {recipe.steps} steps)"

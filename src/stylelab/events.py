@@ -1,10 +1,16 @@
 """What the engine tells the world while it runs.
 
 The engine calls every callback with small frozen records. In a batch (several
-styles optimised together) each record carries ``item``, the batch index; a
-single run is item 0. A callback that returns ``True`` asks the engine to stop
-(as does setting the ``stop`` event passed to the engine): the run ends as
-``cancelled`` with the last image kept.
+tasks optimised together) each record carries ``item``, the task's place in the
+plan; a single run is item 0. A callback that returns ``True`` asks the engine
+to stop (as does setting the ``stop`` event passed to the engine): the run ends
+as ``cancelled`` with the last image kept.
+
+Every item that started gets exactly one ending: ``Done``, or ``Failed`` with a
+``kind``: ``diverged`` (NaN/inf; the last good image is kept), ``cancelled``,
+``interrupted`` (Ctrl-C; the image so far is kept), or ``error`` (an exception,
+in a sink too, or out of memory: nothing to keep). ``Started.terms`` names the
+loss terms every ``Step.losses`` will hold, in order, ``total`` last.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Started:
     size: tuple[int, int]  # final (width, height)
     device: str
     label: str = ""
+    terms: tuple[str, ...] = ("content", "style", "tv", "total")
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class Step:
     item: int
     step: int  # 1-based, counted over all scales
     total_steps: int
-    losses: Mapping[str, float]  # content, style, tv, total (weighted terms are not applied)
+    losses: Mapping[str, float]  # each term of Started.terms, unweighted, and the weighted total
     elapsed: float  # seconds since the run started
     scale: int = 0  # index of the current scale, 0 = coarsest
 
@@ -49,6 +56,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """The image so far, for a live view, sent every few seconds when the run was asked to
+    (``Engine.run(preview=...)``); unlike a Snapshot it is not kept in the run folder."""
+
+    item: int
+    step: int
+    image: Image
+
+
+@dataclass(frozen=True)
 class Done:
     item: int
     result: Result
@@ -59,11 +76,11 @@ class Failed:
     item: int
     step: int
     reason: str  # one line, names the likely cause and the knob to change
-    kind: str = "diverged"  # diverged | cancelled | error
+    kind: str = "diverged"  # diverged | cancelled | interrupted | error
     result: Result | None = None  # holds the last good image where there is one
 
 
-Event = Union[Started, Step, Snapshot, Done, Failed]
+Event = Union[Started, Step, Snapshot, Preview, Done, Failed]
 Callback = Callable[[Event], Any]
 
 

@@ -50,11 +50,11 @@ The seed's own TV compared neighbouring *channels* (NCHW indexed as NHWC);
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from .recipes import NORMALIZATIONS
+from .recipes import NORMALIZATIONS  # noqa: F401 - the conventions this module holds the formulas of
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -311,88 +311,6 @@ def _weighted(terms: Sequence[torch.Tensor], weights: Sequence[float], normaliza
     if normalization == "family-b":
         return total / len(terms)
     return total
-
-
-class Objective:
-    """The weighted sum of content, style and TV terms against fixed targets.
-
-    ``content_targets`` maps layer -> (1 or B, C, H, W) activations;
-    ``style_targets`` maps layer -> (1 or B, C, C) Gram matrices (already blended
-    across style images). Calling it on the network's activations and the image
-    returns named per-image terms: ``content``, ``style``, ``tv`` and ``total``.
-
-    ``content_layers`` (default: the targets' keys) is the order the content
-    layer weights follow; the targets may come in any order (the network returns
-    them in its own), or after construction (``take_content_targets``).
-    """
-
-    def __init__(
-        self,
-        content_targets: Mapping[str, torch.Tensor],
-        style_targets: Mapping[str, torch.Tensor],
-        *,
-        content_layer_weights: Sequence[float],
-        style_layer_weights: Sequence[float],
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float,
-        normalization: str = "stylelab",
-        content_layers: Sequence[str] | None = None,
-    ):
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalization {normalization!r}")
-        self.content_layers = tuple(content_targets if content_layers is None else content_layers)
-        self._set_content_targets(content_targets)
-        self.style_targets = dict(style_targets)
-        self.content_layer_weights = tuple(content_layer_weights)
-        self.style_layer_weights = tuple(style_layer_weights)
-        self.content_weight = content_weight
-        self.style_weight = style_weight
-        self.tv_weight = tv_weight
-        self.normalization = normalization
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*self.content_layers, *self.style_targets]))
-
-    def take_content_targets(self, features: Mapping[str, torch.Tensor]) -> None:
-        """Content targets from the first image of a forward pass: the content image's own activations."""
-        self._set_content_targets({k: features[k][:1].detach().float() for k in self.content_layers})
-
-    def _set_content_targets(self, targets: Mapping[str, torch.Tensor]) -> None:
-        self.content_targets = dict(targets)
-        self._content_powers = {k: content_power(t) for k, t in self.content_targets.items()}
-
-    def tap(self) -> GramTap:
-        """A tap for the network's forward pass that takes this objective's style Grams on the way."""
-        return GramTap(self.style_targets)
-
-    def __call__(
-        self, features: Mapping[str, torch.Tensor], image: torch.Tensor, grams: Mapping[str, torch.Tensor] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """The terms; ``grams``: raw Grams already taken by a ``tap()``, the rest computed here."""
-        norm = self.normalization
-        grams = grams or {}
-        zero = image.new_zeros(image.shape[0], dtype=torch.float32)
-        terms = {}
-        if self.content_layers:
-            per_layer = [
-                content_term(features[k], self.content_targets[k], norm, self._content_powers[k])
-                for k in self.content_layers
-            ]
-            terms["content"] = _weighted(per_layer, self.content_layer_weights, norm)
-        else:
-            terms["content"] = zero
-        if self.style_targets:
-            per_layer = [style_term(features[k], t, norm, grams.get(k)) for k, t in self.style_targets.items()]
-            terms["style"] = _weighted(per_layer, self.style_layer_weights, norm)
-        else:
-            terms["style"] = zero
-        terms["tv"] = tv_term(image, norm) if self.tv_weight else zero
-        terms["total"] = (
-            self.content_weight * terms["content"] + self.style_weight * terms["style"] + self.tv_weight * terms["tv"]
-        )
-        return terms
 
 
 def blend_grams(grams: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

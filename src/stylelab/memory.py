@@ -167,3 +167,51 @@ def pixels_that_fit(recipe: Recipe, budget: int, act_bytes: int | None = None) -
     """Roughly the most pixels one image of a step may have within ``budget`` bytes (for tiling)."""
     per_pixel = image_bytes(recipe, 1024, 1024, act_bytes) / (1024 * 1024)
     return max(1, math.floor(budget / per_pixel))
+
+
+class PeakMeter:
+    """The peak memory of one run, not of the process's whole life.
+
+    On CUDA, the allocator's peak since ``start``. On Linux, the resident-set
+    high-water mark reset at ``start`` (writing 5 to /proc/self/clear_refs) and
+    read at ``stop`` (VmHWM); where that reset is not allowed, the process's
+    peak (ru_maxrss), which then covers earlier runs too (``own`` says which).
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self.own = False
+
+    def start(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.own = True
+            return
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+                fh.write("5")
+            self.own = True
+        except OSError:
+            self.own = False
+
+    def stop(self) -> int:
+        """Bytes: the peak since ``start`` (or of the process, where that could not be reset)."""
+        import torch
+
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        if self.own:
+            try:
+                with open("/proc/self/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            return int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        import resource
+        import sys
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(rss if sys.platform == "darwin" else rss * 1024)

@@ -43,7 +43,7 @@ from .errors import StylelabError
 from .events import Callback, Done, Event, Failed, Started, Step
 from .ray_worker import Inbox, Outcome, one_line, probe_memory, run_batch
 from .recipes import INITS
-from .runs import RunRecord
+from .records import RunRecord
 from .sweep import Batch, Deliver
 
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'stylelab[ray]'"

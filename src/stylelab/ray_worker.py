@@ -7,6 +7,7 @@ level, so ``run_batch`` also runs (and is tested) as a plain function.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import socket
 import time
 from collections.abc import Sequence
@@ -18,10 +19,19 @@ from .errors import StylelabError
 from .events import Done, Event, Failed, Snapshot, Step
 from .experiments import RunSpec
 from .memory import available_memory
-from .runs import Run, RunRecord, is_complete, write_run
-from .sweep import Batch, execute_batch, made_with
+from .records import RunRecord
+from .runs import Run, is_complete, write_run
+from .sweep import UNFINISHED, Batch, execute_batch, made_with
 
 STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
+
+
+@functools.cache
+def _engines():
+    """This worker process's engines: a Ray worker runs batch after batch, and builds the network once."""
+    from .engine import EngineCache
+
+    return EngineCache()
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -151,12 +161,14 @@ def run_batch(
     sub = Batch(batch.content, batch.recipe, [spec for spec, _ in todo])
     callbacks = [Relay(inbox, [item for _, item in todo])] if inbox is not None else []
     try:
-        records = execute_batch(sub, callbacks=callbacks, inputs=dict(zip(paths, data)))
+        records = execute_batch(sub, callbacks=callbacks, inputs=dict(zip(paths, data)), engines=_engines())
     except StylelabError as exc:
         # Bad input or settings fail the same way on every attempt: report them, don't retry.
         return outcomes + [Outcome(spec.name, error=one_line(str(exc))) for spec, _ in todo]
     for (spec, _), record in zip(todo, records):
-        if runs_dir is not None and record.status != "cancelled":
+        if record.status == "error":
+            outcomes.append(Outcome(spec.name, error=one_line(record.message)))
+        elif runs_dir is not None and record.status not in UNFINISHED:
             write_run(Path(runs_dir) / spec.name, record)
             outcomes.append(Outcome(spec.name, _summary(record), written=True))
         else:

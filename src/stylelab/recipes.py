@@ -24,6 +24,7 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.005}
 # Loss conventions; losses.py holds their formulas.
 NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
+STYLE_LOSSES = ("gram", "moments", "swd")  # style_losses.py holds their formulas
 INITS = ("content", "style", "noise")
 POOLINGS = ("max", "avg")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
@@ -60,6 +61,9 @@ class Recipe:
     content_weight: float = _f(1.0, "Weight of the content term.")
     style_weight: float = _f(5.0, "Weight of the style term.")
     tv_weight: float = _f(0.0, "Weight of the total-variation (smoothness) term.")
+    temporal_weight: float = _f(
+        0.0, "Video: weight of the temporal term (frames kept where the optical flow carries them; 0: none)."
+    )
     content_layers: tuple[str, ...] = _f(
         ("relu4_2",), "Content layers, in any naming (conv4_2, relu_10, block4_conv2)."
     )
@@ -68,8 +72,13 @@ class Recipe:
     )
     content_layer_weights: tuple[float, ...] | None = _f(None, "One weight per content layer (default: equal).")
     style_layer_weights: tuple[float, ...] | None = _f(None, "One weight per style layer (default: equal).")
-    style_weights: tuple[float, ...] | None = _f(None, "Blend weights, one per style image (default: equal).")
     style_scale: float = _f(1.0, "Size of the style images relative to the output's longest side.")
+    style_loss: str = _f(
+        "gram",
+        "Style loss: gram (Gatys' Gram matrices), moments (per-channel mean and std), swd (sliced Wasserstein).",
+        choices=STYLE_LOSSES,
+    )
+    swd_directions: int = _f(0, "swd: random directions per layer and step (0: as many as the layer's channels).")
     init: str = _f("content", "Start image: content, style, noise (grey with faint noise from --seed), or a path.")
     size: int = _f(512, "Longest side of the output in pixels.")
     save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")
@@ -181,12 +190,12 @@ def _closest(value: str, options) -> str:
 
 
 def _validate(r: Recipe) -> None:
-    for name in ("optimizer", "pooling", "preserve_color", "normalization", "precision"):
+    for name in ("optimizer", "pooling", "preserve_color", "normalization", "precision", "style_loss"):
         options = FIELDS[name].metadata["choices"]
         value = getattr(r, name)
         if value not in options:
             raise RecipeError(f"unknown {name} {value!r}{_closest(value, options)}; choose from {', '.join(options)}")
-    for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+    for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "style_scale"):
         value = getattr(r, name)
         if not value >= 0 or value == float("inf"):
             raise RecipeError(f"{name} must be a finite number >= 0, not {value}")
@@ -211,6 +220,8 @@ def _validate(r: Recipe) -> None:
         )
     if r.save_every < 0:
         raise RecipeError("save_every must be >= 0")
+    if not 0 <= r.swd_directions <= 4096:
+        raise RecipeError(f"swd_directions must be between 0 and 4096, not {r.swd_directions}")
     if not 1 <= r.scales <= 8:
         raise RecipeError(f"scales must be between 1 and 8, not {r.scales}")
     if not r.style_layers and not r.content_layers:
@@ -231,8 +242,6 @@ def _validate(r: Recipe) -> None:
             raise RecipeError(f"{what}_layer_weights has {len(weights)} values for {len(layers)} {what} layers")
         if any(not w >= 0 for w in weights) or not sum(weights) > 0:
             raise RecipeError(f"{what}_layer_weights must be >= 0 with a positive sum")
-    if r.style_weights is not None and (any(not w >= 0 for w in r.style_weights) or not sum(r.style_weights) > 0):
-        raise RecipeError("style_weights must be >= 0 with a positive sum")
     if r.init not in INITS and not r.init.strip():
         raise RecipeError("init must be content, style, noise or an image path")
 
@@ -332,11 +341,17 @@ def recipe_from_toml(text: str, origin: str = "recipe") -> Recipe:
     return recipe_from_dict(_read_toml(text, origin), origin)
 
 
+# Settings that were recipe fields once and are read (and dropped) from older files: blend
+# weights belong to the task now (task.StyleSet.weights).
+MOVED = ("style_weights",)
+
+
 def recipe_from_dict(values: Any, origin: str = "recipe") -> Recipe:
     """A Recipe from stored values (run.json, PNG settings, the studio's job file), checked:
     anything but a table of known settings is a RecipeError naming ``origin``."""
     if not isinstance(values, dict):
         raise RecipeError(f"{origin}: the recipe is {type(values).__name__}, not a table of settings")
+    values = {k: v for k, v in values.items() if k not in MOVED}
     unknown = [k for k in values if k not in FIELDS]
     if unknown:
         raise RecipeError(f"{origin}: {_unknown_key_message(str(unknown[0]))}")

@@ -3,8 +3,8 @@
 A run folder holds::
 
     recipe.toml      the full resolved settings
-    run.json         inputs, status, timings, device, peak memory, final losses
-    metrics.csv      step, elapsed seconds, each loss term
+    run.json         the run's record (records.py): inputs, status, timings, device, peak memory, losses
+    metrics.csv      step, elapsed seconds, each loss term (the run's own terms, objective.py)
     snapshots/       step_000050.png ... (every ``save_every`` steps)
     result.png       the result, with every setting in its PNG metadata
     process.png      the process picture: snapshots with step and loss, and loss curves
@@ -28,101 +28,14 @@ from typing import Any
 
 from PIL import Image
 
-from . import __version__, folders, images
+from . import folders, images
 from .events import Done, Event, Failed, Snapshot, Started, Step
 from .recipes import Recipe, recipe_from_toml
+from .records import RunRecord, png_metadata
+from .terms import term_names
 
-METRIC_COLUMNS = ("step", "elapsed", "content", "style", "tv", "total")
 PARTIAL = folders.PARTIAL
-METADATA_KEY = "stylelab"
-
-
-def provenance(recipe: Recipe, content: str, styles: list[str], **extra) -> dict[str, Any]:
-    """What goes into a result PNG's metadata and run.json: enough to repeat the run."""
-    return {
-        "version": __version__,
-        "content": content,
-        "styles": list(styles),
-        "recipe": recipe.to_dict(drop_none=True),
-        **extra,
-    }
-
-
-def png_metadata(info: dict[str, Any]) -> dict[str, str]:
-    return {METADATA_KEY: json.dumps(info, sort_keys=True), "Software": f"stylelab {__version__}"}
-
-
-def read_provenance(png: str | Path) -> dict[str, Any]:
-    """The settings a stylelab PNG was made with. Raises ImageError if it has none."""
-    from .errors import ImageError
-
-    text = images.read_png_text(png)
-    if METADATA_KEY not in text:
-        raise ImageError(f"{png} carries no stylelab settings (was it made by stylelab run?)")
-    try:
-        info = json.loads(text[METADATA_KEY])
-    except (json.JSONDecodeError, RecursionError):
-        raise ImageError(f"{png}: its stylelab settings are damaged (not JSON)") from None
-    return checked_provenance(info, str(png))
-
-
-# The fields of provenance that are read back, and what each must be.
-_PROVENANCE_TYPES = {
-    "content": str,
-    "styles": list,
-    "recipe": dict,
-    "status": str,
-    "message": str,
-    "steps": int,
-    "elapsed": (int, float),
-    "losses": dict,
-    "version": str,
-}
-
-
-def checked_provenance(info: Any, origin: str) -> dict[str, Any]:
-    """Settings read from a PNG or run.json, checked: a damaged or crafted block is one ImageError.
-
-    The recipe becomes a validated ``Recipe`` under ``"resolved"``; the rest keeps its JSON form.
-    """
-    from .errors import ImageError, RecipeError
-    from .recipes import recipe_from_dict
-
-    def damaged(why: str) -> ImageError:
-        return ImageError(f"{origin}: its stylelab settings are damaged ({why})")
-
-    if not isinstance(info, dict):
-        raise damaged("not a table")
-    for key, kind in _PROVENANCE_TYPES.items():
-        if key in info and (not isinstance(info[key], kind) or isinstance(info[key], bool)):
-            raise damaged(f"{key} is {type(info[key]).__name__}")
-    for key in ("content", "styles", "recipe"):
-        if key not in info:
-            raise damaged(f"no {key}")
-    if not info["styles"] or not all(isinstance(s, str) for s in info["styles"]):
-        raise damaged("styles must be a list of file names")
-    losses = info.get("losses", {})
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in losses.values()):
-        raise damaged("losses must be numbers")
-    try:
-        resolved = recipe_from_dict(info["recipe"], "its recipe")
-    except RecipeError as exc:
-        raise damaged(str(exc)) from None
-    return {**info, "resolved": resolved}
-
-
-def is_stylelab_png(path: str | Path) -> bool:
-    """Whether a file is a PNG that stylelab wrote (it carries stylelab's settings): one it may replace."""
-    from .errors import ImageError
-
-    try:
-        return METADATA_KEY in images.read_png_text(path)
-    except (ImageError, OSError):
-        return False
-
-
-def _input_name(src) -> str:
-    return str(src) if isinstance(src, (str, Path)) else f"<{type(src).__name__}>"
+STEP_COLUMNS = ("step", "elapsed")  # then one column per loss term, as the run's events name them
 
 
 @dataclass
@@ -135,10 +48,9 @@ class RunWriter:
     """
 
     folder: Path
-    content: Any
-    styles: list[Any]
     extra: dict[str, Any] = field(default_factory=dict)
     process_picture: bool = True
+    task: dict[str, Any] | None = None  # the inputs to record, where not the task's own (the studio's)
 
     def __post_init__(self):
         # Checked now, before the run: a folder of the user's is refused, not found out at the end.
@@ -147,6 +59,7 @@ class RunWriter:
         self._metrics_file = None
         self.snapshots: list[tuple[int, Path, dict]] = []
         self.recipe: Recipe | None = None
+        self.terms: tuple[str, ...] = ()
         self.started_at = 0.0
 
     def __call__(self, event: Event) -> None:
@@ -154,8 +67,11 @@ class RunWriter:
             return
         if isinstance(event, Started):
             self._start(event)
+        elif self.recipe is None:
+            return  # an ending without a start: the run never began here
         elif isinstance(event, Step):
-            self._metrics.writerow(_metrics_row({"step": event.step, "elapsed": event.elapsed, **event.losses}))
+            row = {"step": event.step, "elapsed": event.elapsed, **event.losses}
+            self._metrics.writerow(_metrics_row(row, self.terms))
             self._metrics_file.flush()
         elif isinstance(event, Snapshot):
             path = self.partial / "snapshots" / f"step_{event.step:06d}.png"
@@ -175,106 +91,18 @@ class RunWriter:
 
     def _start(self, event: Started) -> None:
         _begin_folder(self.partial, event.recipe)
-        self.recipe = event.recipe
+        self.recipe, self.terms = event.recipe, tuple(event.terms)
         self.started_at = time.time()
         self._metrics_file = open(self.partial / "metrics.csv", "w", newline="", encoding="utf-8")
         self._metrics = csv.writer(self._metrics_file)
-        self._metrics.writerow(METRIC_COLUMNS)
+        self._metrics.writerow((*STEP_COLUMNS, *self.terms))
 
     def _finish(self, event: Done | Failed) -> None:
         self._metrics_file.close()
         self._metrics_file = None
-        record = RunRecord.from_event(
-            event, self.recipe, _input_name(self.content), [_input_name(s) for s in self.styles], self.started_at
-        )
+        record = RunRecord.from_result(event.result, self.started_at, self.task)
         record.extra.update(self.extra)
         _finish_folder(self.partial, self.folder, record, self.snapshots, self.process_picture)
-
-
-@dataclass
-class RunRecord:
-    """Everything a run folder holds, in memory and picklable (images as PNG bytes).
-
-    What a worker elsewhere sends back to the process that keeps the folders.
-    """
-
-    recipe: Recipe
-    content: str
-    styles: list[str]
-    status: str
-    message: str = ""
-    steps: int = 0
-    elapsed: float | None = None
-    device: str | None = None
-    peak_memory: int | None = None
-    losses: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    snapshots: list[tuple[int, bytes, dict]] = field(default_factory=list)  # (step, PNG bytes, losses)
-    image: bytes | None = None  # result PNG without metadata
-    started: float = 0.0
-    finished: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_event(cls, event: Done | Failed, recipe: Recipe, content: str, styles: list[str], started: float):
-        result = event.result
-        return cls(
-            recipe=recipe,
-            content=content,
-            styles=list(styles),
-            status=result.status if result else event.kind,
-            message=result.message if result else event.reason,
-            steps=result.steps if result else event.step,
-            elapsed=round(result.elapsed, 3) if result else None,
-            device=result.device if result else None,
-            peak_memory=result.peak_memory if result else None,
-            losses=result.losses if result else {},
-            history=list(result.history) if result else [],
-            image=images.png_bytes(result.image) if result is not None and result.image is not None else None,
-            started=started,
-            finished=time.time(),
-        )
-
-    def info(self) -> dict[str, Any]:
-        """run.json's content (also stored in result.png's metadata)."""
-        return provenance(
-            self.recipe,
-            self.content,
-            self.styles,
-            status=self.status,
-            message=self.message,
-            steps=self.steps,
-            elapsed=self.elapsed,
-            device=self.device,
-            peak_memory=self.peak_memory,
-            losses=self.losses,
-            started=self.started,
-            finished=self.finished,
-            **self.extra,
-        )
-
-
-class RunRecorder:
-    """An event sink that collects one run (item 0) into a ``RunRecord`` in memory."""
-
-    def __init__(self, content: Any, styles: list[Any]):
-        self.content = _input_name(content)
-        self.styles = [_input_name(s) for s in styles]
-        self.recipe: Recipe | None = None
-        self.started = 0.0
-        self.snapshots: list[tuple[int, bytes, dict]] = []
-        self.record: RunRecord | None = None
-
-    def __call__(self, event: Event) -> None:
-        if event.item != 0:
-            return
-        if isinstance(event, Started):
-            self.recipe, self.started, self.snapshots, self.record = event.recipe, time.time(), [], None
-        elif isinstance(event, Snapshot):
-            self.snapshots.append((event.step, images.png_bytes(event.image), dict(event.losses)))
-        elif isinstance(event, (Done, Failed)):
-            self.record = RunRecord.from_event(event, self.recipe, self.content, self.styles, self.started)
-            self.record.snapshots = self.snapshots
 
 
 def write_run(folder: str | Path, record: RunRecord, *, process_picture: bool = True) -> Path:
@@ -282,7 +110,7 @@ def write_run(folder: str | Path, record: RunRecord, *, process_picture: bool = 
     folder = folders.check_folder(folder)
     partial = folder.with_name(folder.name + PARTIAL)
     _begin_folder(partial, record.recipe)
-    images.atomic_write_text(partial / "metrics.csv", metrics_csv(record.history))
+    images.atomic_write_text(partial / "metrics.csv", metrics_csv(record.history, record.terms))
     snapshots = []
     for step, png, losses in record.snapshots:
         path = partial / "snapshots" / f"step_{step:06d}.png"
@@ -396,14 +224,22 @@ def find_runs(root: str | Path) -> list[Run]:
     return sorted(found, key=lambda r: r.info.get("finished", 0))
 
 
-def metrics_csv(history: list[dict[str, float]]) -> str:
+def metrics_csv(history: list[dict[str, float]], terms: tuple[str, ...] = ()) -> str:
+    """metrics.csv's text: step, elapsed, then ``terms`` (default: those the history holds, or the usual ones)."""
+    terms = tuple(terms) or _history_terms(history)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(METRIC_COLUMNS)
+    w.writerow((*STEP_COLUMNS, *terms))
     for row in history:
-        w.writerow(_metrics_row(row))
+        w.writerow(_metrics_row(row, terms))
     return buf.getvalue()
 
 
-def _metrics_row(row: dict[str, float]) -> list:
-    return [int(row["step"]), f"{row['elapsed']:.4f}", *(repr(float(row.get(k, 0.0))) for k in METRIC_COLUMNS[2:])]
+def _history_terms(history: list[dict[str, float]]) -> tuple[str, ...]:
+    if not history:
+        return term_names()
+    return tuple(k for k in history[0] if k not in STEP_COLUMNS)
+
+
+def _metrics_row(row: dict[str, float], terms: tuple[str, ...]) -> list:
+    return [int(row["step"]), f"{row['elapsed']:.4f}", *(repr(float(row.get(k, 0.0))) for k in terms)]

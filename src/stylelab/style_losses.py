@@ -50,9 +50,9 @@ import torch.nn.functional as F
 
 from . import losses
 from .errors import RecipeError
-from .losses import NORMALIZATIONS, _wide
+from .losses import _wide
+from .recipes import NORMALIZATIONS, STYLE_LOSSES
 
-STYLE_LOSSES = ("gram", "moments", "swd")
 STD_EPS = 1e-5  # added to the variance (as instance norm does): a dead channel's sigma stays differentiable
 DISTANCE_SEED = 0  # swd distances use fixed directions, so the same image always measures the same
 # How each normalisation's Gram scales with the pixel count H W (``losses._normalized``): a region's area replaces it.

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import images
 from .errors import StylelabError
@@ -34,8 +34,13 @@ from .events import Callback, for_item
 from .experiments import Experiment, RunSpec
 from .memory import available_memory, batch_that_fits
 from .recipes import INITS, Recipe
-from .runs import Run, RunRecord, RunRecorder, is_complete, load_run, write_run
+from .records import RunRecord, RunRecorder
+from .runs import Run, is_complete, load_run, write_run
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import EngineCache
+
+UNFINISHED = ("cancelled", "interrupted")  # runs cut short: not written, run again by the next sweep
 DEFAULT_MAX_BATCH = 8  # beyond this a CPU gains nothing and a GPU little
 MEMORY_SHARE = 0.5  # of the memory free at the start, the most a batch may plan to use
 
@@ -99,33 +104,36 @@ def execute_batch(
     stop: threading.Event | None = None,
     measure: bool = True,
     inputs: dict[str, bytes] | None = None,
+    engines: EngineCache | None = None,
 ) -> list[RunRecord]:
     """Run one batch and return its runs as records; what an executor's worker calls.
 
     ``measure`` adds stylelab's content and style distance of each result
     (metrics.py), so runs can be compared whatever their recipes. ``inputs`` maps
     the batch's image paths to their bytes, for a worker that cannot read the
-    driver's files; the records still name the paths.
+    driver's files; the records still name the paths. ``engines``: the worker's
+    engines, kept across batches (the network is built once). A batch that
+    cannot run comes back as records of status ``error`` with the reason.
     """
-    from .engine import stylize_batch
+    from .engine import EngineCache
+    from .task import Task
 
     def source(path: str):
         return inputs.get(path, path) if inputs else path
 
-    recorders = [RunRecorder(spec.content, [spec.style]) for spec in batch.runs]
+    engines = engines or EngineCache()
+    recorders = [RunRecorder(_task_record(spec, inputs)) for spec in batch.runs]
     sinks = [for_item(rec, i) for i, rec in enumerate(recorders)]
-    stylize_batch(
-        source(batch.content),
-        [[source(spec.style)] for spec in batch.runs],
-        batch.recipe,
-        callbacks=[*sinks, *callbacks],
-        stop=stop,
-        labels=[spec.name for spec in batch.runs],
-        init=inputs.get(batch.recipe.init) if inputs else None,  # an init image given as a path
-    )
+    init = inputs.get(batch.recipe.init) if inputs else None  # an init image given as a path
+    tasks = [Task.of(source(batch.content), [source(spec.style)], init=init, label=spec.name) for spec in batch.runs]
+    try:
+        engine = engines.get(batch.recipe)
+        engine.run(engine.prepare(tasks, batch.recipe), [*sinks, *callbacks], stop)
+    except StylelabError as exc:
+        return [_error_record(spec, batch, str(exc)) for spec in batch.runs]
     records = []
     for spec, rec in zip(batch.runs, recorders):
-        record = rec.record
+        record = rec.record or _error_record(spec, batch, "the run ended without a result")
         steps = max(1, record.steps)
         record.extra.update(
             run=spec.name,
@@ -143,6 +151,24 @@ def execute_batch(
             record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
         records.append(record)
     return records
+
+
+def _task_record(spec: RunSpec, inputs: dict[str, bytes] | None) -> dict:
+    """The inputs a run's record names: the driver's paths, with the hashes of their contents."""
+    import hashlib
+
+    from .task import describe
+
+    def entry(path: str) -> dict:
+        if inputs and path in inputs:
+            return {"name": path, "sha256": hashlib.sha256(inputs[path]).hexdigest()}
+        return describe(path)
+
+    return {"content": entry(spec.content), "styles": [{"images": [entry(spec.style)]}]}
+
+
+def _error_record(spec: RunSpec, batch: Batch, why: str) -> RunRecord:
+    return RunRecord(batch.recipe, spec.content, [spec.style], "error", why.splitlines()[0] if why else "error")
 
 
 # deliver(spec, record, *, written=False): ``written`` when the executor's worker already wrote
@@ -168,7 +194,16 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One batch after the other, in this process."""
+    """One batch after the other, in this process, on engines kept for the whole sweep.
+
+    A batch that fails is recorded (status ``error``, reported, not written) and the
+    sweep goes on, as the Ray executor does.
+    """
+
+    def __init__(self):
+        from .engine import EngineCache
+
+        self.engines = EngineCache()
 
     def worker_memory(self) -> None:
         return None
@@ -177,10 +212,10 @@ class LocalExecutor:
         for batch in batches:
             if stop.is_set():
                 return
-            records = execute_batch(batch, callbacks=[events] if events else (), stop=stop)
+            records = execute_batch(batch, callbacks=[events] if events else (), stop=stop, engines=self.engines)
             for spec, record in zip(batch.runs, records):
                 deliver(spec, record)
-                if record.status == "cancelled":
+                if record.status in UNFINISHED:
                     stop.set()
 
 
@@ -250,8 +285,8 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
     """Refuse, before anything is written, a sweep that would fail or overwrite later: every input
     image decodes and suits its recipe (sizes for the network; memory, when the batches run here),
     every run folder it will write is new or its own, and so is the experiment file."""
-    from . import folders
-    from .engine import check_inputs
+    from . import folders, memory
+    from .plan import check_network_sizes
 
     folders.check_output_file(folder / "experiment.toml", is_experiment_file, option="the experiment file")
     decoded: dict[str, object] = {}
@@ -263,10 +298,12 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
 
     for batch in batches:
         content = image(batch.content, "content")
-        styles = [[image(spec.style, "style")] for spec in batch.runs]
+        styles = [image(spec.style, "style") for spec in batch.runs]
         if batch.recipe.init not in INITS:
             image(batch.recipe.init, "start image")
-        check_inputs(content, styles, batch.recipe, memory_free=None if local else 1 << 62)
+        check_network_sizes(content, styles, batch.recipe)
+        if local:  # a cluster's workers have their own memory (the executor sizes the batches for it)
+            memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(styles))
         for spec in batch.runs:
             folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=(spec.content, spec.style))
 
@@ -300,7 +337,7 @@ def run_sweep(
     stop = stop or threading.Event()
 
     def deliver(spec: RunSpec, record: RunRecord, *, written: bool = False) -> None:
-        if record.status == "cancelled":
+        if record.status in UNFINISHED:
             return  # not finished: the next sweep runs it again
         if record.status == "error":
             summary.failed.append((spec.name, record.message))

@@ -52,10 +52,10 @@ def test_callback_sees_events_and_can_stop(tiny_content, tiny_style):
 def test_several_callbacks_and_blended_styles(tiny_content, tiny_style):
     a, b = [], []
     result = stylelab.stylize(
-        tiny_content, [tiny_style, tiny_content], style_weights=[0.7, 0.3], callback=[a.append, b.append], **TINY
+        tiny_content, [tiny_style, tiny_content], style_blend_weights=[0.7, 0.3], callback=[a.append, b.append], **TINY
     )
     assert result.ok and a == b and isinstance(a[-1], Done)
-    assert result.recipe.style_weights == (0.7, 0.3)
+    assert result.task.styles[0].weights == (0.7, 0.3)
 
 
 def test_run_dir(tmp_path, tiny_content, tiny_style):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from stylelab import images
 from stylelab.cli import expand_multi_values, main
-from stylelab.runs import read_provenance
+from stylelab.records import read_provenance
 
 TINY = ["--size", "64", "--steps", "4", "--device", "cpu", "--quiet"]
 
@@ -238,10 +238,10 @@ def test_divergence_writes_the_last_good_image_and_exits_3(capsys, tmp_path, tin
 
 @pytest.mark.slow
 def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_paths, monkeypatch):
-    from stylelab import losses
+    from stylelab import objective
 
     content, style = tiny_paths
-    original = losses.Objective.__call__
+    original = objective.Objective.__call__
     calls = [0]
 
     def ctrl_c(obj, features, image, grams=None):
@@ -250,7 +250,7 @@ def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, tiny_paths, mo
             raise KeyboardInterrupt
         return original(obj, features, image, grams)
 
-    monkeypatch.setattr(losses.Objective, "__call__", ctrl_c)
+    monkeypatch.setattr(objective.Objective, "__call__", ctrl_c)
     out = tmp_path / "out.png"
     code, _, err = run_cli(capsys, "run", content, "--style", style, "-o", out, "--size", "32", "--quiet")
     assert code == 130 and "nothing written" in err and not out.exists()

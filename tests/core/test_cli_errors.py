@@ -166,7 +166,7 @@ def test_a_thin_style_image_is_refused(capsys, tmp_path):
         ("--seed", "-1", "seed must be between"),
         ("--device", "meta", "unknown device"),
         ("--device", "xpu", "unknown device"),
-        ("--style-weights", "1", "style_weights has 1 values for 2"),
+        ("--style-blend-weights", "1", "1 blend weights for 2 style images"),
     ],
 )
 def test_settings_that_cannot_run_are_refused_before_anything_is_written(capsys, tmp_path, option, value, words):
@@ -181,12 +181,12 @@ def test_settings_that_cannot_run_are_refused_before_anything_is_written(capsys,
 
 
 def test_out_of_memory_during_the_run_is_one_line(capsys, tmp_path, tiny_paths, monkeypatch):
-    from stylelab import losses
+    from stylelab import objective
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
-    monkeypatch.setattr(losses.Objective, "__call__", no_memory)
+    monkeypatch.setattr(objective.Objective, "__call__", no_memory)
     content, style = tiny_paths
     rd = tmp_path / "rd"
     code, _, err = run_cli(capsys, "run", content, "-s", style, "-o", tmp_path / "o.png", "--run-dir", rd, "-q")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylelab import engine, losses, optimizers
+from stylelab import engine, objective, optimizers
 from stylelab.engine import scale_sizes, stylize_batch, stylize_one
 from stylelab.events import Done, Failed, Snapshot, Started, Step, for_item
 from stylelab.recipes import Recipe
@@ -90,13 +90,15 @@ def test_stop_event_cancels(tiny_content, tiny_style):
     assert result.status == "cancelled" and result.steps == 2 and result.image is not None
 
 
-def test_keyboard_interrupt_cancels_and_keeps_the_image(tiny_content, tiny_style):
+def test_keyboard_interrupt_ends_the_run_interrupted_and_keeps_the_image(tiny_content, tiny_style):
     def interrupt(event):
         if isinstance(event, Step) and event.step == 2:
             raise KeyboardInterrupt
 
-    result = stylize_one(tiny_content, [tiny_style], recipe(steps=10), callbacks=[interrupt])
-    assert result.status == "cancelled" and result.message == "interrupted" and result.image is not None
+    rec = Recorder()
+    result = stylize_one(tiny_content, [tiny_style], recipe(steps=10), callbacks=[interrupt, rec])
+    assert result.status == "interrupted" and result.image is not None and result.steps == 2
+    assert isinstance(rec.events[-1], Failed) and rec.events[-1].kind == "interrupted"
 
 
 def test_batch_events_carry_the_item_and_for_item_renumbers(tiny_content, tiny_style):
@@ -119,7 +121,7 @@ class PoisonAt:
 
     def __init__(self, monkeypatch, k: int):
         self.k, self.calls = k, 0
-        original = losses.Objective.__call__
+        original = objective.Objective.__call__
 
         def poisoned(obj, features, image, grams=None):
             self.calls += 1
@@ -128,7 +130,7 @@ class PoisonAt:
                 terms = {name: t * float("nan") for name, t in terms.items()}
             return terms
 
-        monkeypatch.setattr(losses.Objective, "__call__", poisoned)
+        monkeypatch.setattr(objective.Objective, "__call__", poisoned)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "sgd"])
@@ -176,7 +178,7 @@ def test_nan_image_is_caught_the_step_it_happens(monkeypatch, tiny_content, tiny
 
 
 def test_one_diverging_item_does_not_stop_the_others(monkeypatch, tiny_content, tiny_style):
-    original = losses.Objective.__call__
+    original = objective.Objective.__call__
     calls = [0]
 
     def poison_first(obj, features, image, grams=None):
@@ -187,7 +189,7 @@ def test_one_diverging_item_does_not_stop_the_others(monkeypatch, tiny_content, 
             terms = {k: t * mask for k, t in terms.items()}
         return terms
 
-    monkeypatch.setattr(losses.Objective, "__call__", poison_first)
+    monkeypatch.setattr(objective.Objective, "__call__", poison_first)
     first, second = stylize_batch(tiny_content, [[tiny_style], [tiny_style]], recipe(steps=6))
     assert first.status == "diverged" and first.steps == 2
     assert second.status == "done" and second.steps == 6
@@ -220,9 +222,11 @@ def test_noise_init_depends_on_the_seed(tiny_content, tiny_style):
 def test_init_content_style_and_path(tmp_path, tiny_content, tiny_style):
     content = stylize_one(tiny_content, [tiny_style], recipe(steps=0))
     assert np.abs(arr(content.image) - arr(tiny_content.resize((32, 24), Image.Resampling.LANCZOS))).max() <= 1
+    # A style of another shape is cropped to the output's proportions (centred), never stretched.
     style = stylize_one(tiny_content, [tiny_style], recipe(steps=0, init="style"))
-    expected = arr(tiny_style.resize((32, 24), Image.Resampling.LANCZOS))
-    assert np.abs(arr(style.image) - expected).max() <= 1
+    cropped = tiny_style.crop((0, 4, 32, 28))  # the 32x32 style's middle 32x24
+    assert np.abs(arr(style.image) - arr(cropped)).max() <= 1
+    assert np.abs(arr(style.image) - arr(tiny_style.resize((32, 24), Image.Resampling.LANCZOS))).max() > 20
     start = tmp_path / "start.png"
     Image.new("RGB", (64, 48), (10, 200, 30)).save(start)
     from_path = stylize_one(tiny_content, [tiny_style], recipe(steps=0, init=str(start)))
@@ -242,9 +246,9 @@ def test_init_path_that_is_not_an_image(tmp_path, tiny_content, tiny_style):
 def test_blend_weights_one_and_zero_equal_the_single_style(tiny_content, tiny_style):
     other = tiny_content.transpose(Image.Transpose.ROTATE_90)
     single = stylize_one(tiny_content, [tiny_style], recipe())
-    blended = stylize_one(tiny_content, [tiny_style, other], recipe(style_weights=(1.0, 0.0)))
+    blended = stylize_one(tiny_content, [tiny_style, other], recipe(), weights=(1.0, 0.0))
     assert np.array_equal(arr(single.image), arr(blended.image))
-    half = stylize_one(tiny_content, [tiny_style, other], recipe(style_weights=(0.5, 0.5)))
+    half = stylize_one(tiny_content, [tiny_style, other], recipe(), weights=(0.5, 0.5))
     assert not np.array_equal(arr(single.image), arr(half.image))
 
 
@@ -261,8 +265,10 @@ def test_content_layer_weights_follow_the_recipes_layer_order(tiny_content, tiny
 def test_blend_weights_must_match_the_styles(tiny_content, tiny_style):
     from stylelab.errors import RecipeError
 
-    with pytest.raises(RecipeError, match="style_weights has 3 values for 2 style images"):
-        stylize_one(tiny_content, [tiny_style, tiny_style], recipe(style_weights=(1, 1, 1)))
+    with pytest.raises(RecipeError, match="3 blend weights for 2 style images"):
+        stylize_one(tiny_content, [tiny_style, tiny_style], recipe(), weights=(1, 1, 1))
+    with pytest.raises(RecipeError, match="with one style there is nothing to blend"):
+        stylize_one(tiny_content, [tiny_style], recipe(), weights=(10,))
 
 
 def test_style_scale_resizes_the_style_relative_to_the_output(monkeypatch, tiny_content, tiny_style):
@@ -346,8 +352,11 @@ def test_preserve_color_histogram_matches_the_styles_colours_to_the_content(tiny
     # Other colours (darker, channels swapped), as rich a distribution as the content's.
     a = np.asarray(tiny_content, dtype=np.float64) / 255
     style = Image.fromarray((a[::-1, :, [2, 0, 1]] ** 2.5 * 255).round().astype(np.uint8))
-    prep = engine.prepare(tiny_content, [[style]], recipe(preserve_color="histogram"))
-    matched = np.asarray(prep.styles[0][0], dtype=np.float64)
+    from stylelab.plan import prepare
+    from stylelab.task import Task
+
+    item = prepare([Task.of(tiny_content, [style])], recipe(preserve_color="histogram")).items[0]
+    matched = np.asarray(item.sets[0].images[0], dtype=np.float64)
     content = np.asarray(tiny_content, dtype=np.float64)
     original = np.asarray(style, dtype=np.float64)
     for ch in range(3):
@@ -355,7 +364,7 @@ def test_preserve_color_histogram_matches_the_styles_colours_to_the_content(tiny
         assert gap > 25
         assert abs(matched[..., ch].mean() - content[..., ch].mean()) < min(8, gap / 4)
         assert np.percentile(matched[..., ch], 90) == pytest.approx(np.percentile(content[..., ch], 90), abs=8)
-    assert np.array_equal(np.asarray(prep.content), content)  # the content is left alone
+    assert np.array_equal(np.asarray(item.content), content)  # the content is left alone
     result = stylize_one(tiny_content, [style], recipe(preserve_color="histogram", steps=2))
     assert result.image.size == (32, 24)
 

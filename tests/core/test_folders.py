@@ -10,7 +10,8 @@ from PIL import Image
 
 from stylelab import folders
 from stylelab.cli import main
-from stylelab.runs import RunRecord, write_run
+from stylelab.records import RunRecord
+from stylelab.runs import write_run
 
 from ..conftest import gradient_image
 

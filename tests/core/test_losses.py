@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from stylelab import losses
-from stylelab.losses import Objective, content_term, gram_matrix, style_term, tv_term
+from stylelab.losses import content_term, gram_matrix, style_term, tv_term
+from stylelab.objective import Objective
 
 # ------------------------------------------------------------------ total variation
 
@@ -111,7 +112,7 @@ def test_family_a_matches_a_direct_transcription():
     style_grams = {k: family_a_gram(style[k]) for k in style_w}
     c_ref, s_ref, t_ref = family_a_loss(target, content, style_grams, style_w, 1.0, 1e6)
 
-    objective = Objective(
+    objective = Objective.from_grams(
         {"conv4_2": content["conv4_2"]},
         {k: gram_matrix(style[k], "family-a") for k in style_w},
         content_layer_weights=[1.0],
@@ -140,7 +141,7 @@ def test_family_b_matches_a_direct_transcription():
     content_score = sum(cl.loss for cl in content_losses) / len(content_losses)
     CONTENT, STYLE = 0.7, 0.05
 
-    objective = Objective(
+    objective = Objective.from_grams(
         {k: content[k] for k in content_layers},
         {k: gram_matrix(style[k], "family-b") for k in style_layers},
         content_layer_weights=[1.0] * 2,
@@ -211,9 +212,9 @@ def test_stylelab_layer_weights_mean_relative_importance():
     f = _features(1, SHAPES)
     t = _features(2, SHAPES)
     kw = dict(content_weight=1.0, style_weight=1.0, tv_weight=0.0, content_layer_weights=[1.0])
-    a = Objective({"conv4_2": t["conv4_2"]}, {}, style_layer_weights=[], **kw)
+    a = Objective.from_grams({"conv4_2": t["conv4_2"]}, {}, style_layer_weights=[], **kw)
     kw["content_layer_weights"] = [5.0]
-    b = Objective({"conv4_2": t["conv4_2"]}, {}, style_layer_weights=[], **kw)
+    b = Objective.from_grams({"conv4_2": t["conv4_2"]}, {}, style_layer_weights=[], **kw)
     img = torch.zeros(1, 3, 2, 2, dtype=torch.float64)
     # One layer: its weight is normalised away (weights are relative).
     assert float(a(f, img)["content"]) == pytest.approx(float(b(f, img)["content"]))
@@ -251,13 +252,13 @@ def test_batch_items_are_independent(norm):
     grams_b = {k: 2 * g for k, g in grams_a.items()}  # a second style for the second item
     imgs = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
 
-    batched = Objective(
+    batched = Objective.from_grams(
         {"conv4_2": targets["conv4_2"]}, {k: torch.cat([grams_a[k], grams_b[k]]) for k in grams_a}, **kw
     )
     both = {k: torch.cat([feats[k], other[k]]) for k in SHAPES}
     terms = batched(both, imgs)
-    alone_a = Objective({"conv4_2": targets["conv4_2"]}, grams_a, **kw)(feats, imgs[:1])
-    alone_b = Objective({"conv4_2": targets["conv4_2"]}, grams_b, **kw)(other, imgs[1:])
+    alone_a = Objective.from_grams({"conv4_2": targets["conv4_2"]}, grams_a, **kw)(feats, imgs[:1])
+    alone_b = Objective.from_grams({"conv4_2": targets["conv4_2"]}, grams_b, **kw)(other, imgs[1:])
     for k in ("content", "style", "tv", "total"):
         assert terms[k].shape == (2,)
         assert float(terms[k][0]) == pytest.approx(float(alone_a[k]), rel=1e-12)
@@ -283,7 +284,7 @@ def test_unknown_normalization():
     with pytest.raises(ValueError):
         gram_matrix(torch.zeros(1, 2, 2, 2), "family-c")
     with pytest.raises(ValueError):
-        Objective({}, {}, content_layer_weights=[], style_layer_weights=[], content_weight=1, style_weight=1,
+        Objective.from_grams({}, {}, content_layer_weights=[], style_layer_weights=[], content_weight=1, style_weight=1,
                   tv_weight=0, normalization="nope")  # fmt: skip
 
 
@@ -298,7 +299,7 @@ def test_objective_keeps_the_content_power_of_its_current_targets():
     gen = torch.Generator().manual_seed(7)
     f = torch.rand((2, 4, 6, 6), generator=gen, dtype=torch.float64)
     first = {"relu4_2": torch.rand((1, 4, 6, 6), generator=gen, dtype=torch.float64)}
-    obj = Objective(
+    obj = Objective.from_grams(
         first,
         {},
         content_layer_weights=[1.0],
@@ -310,7 +311,7 @@ def test_objective_keeps_the_content_power_of_its_current_targets():
     image = torch.zeros((2, 3, 8, 8), dtype=torch.float64)
     assert torch.allclose(obj({"relu4_2": f}, image)["content"], content_term(f, first["relu4_2"]))
     later = 3.0 * torch.rand((2, 4, 6, 6), generator=gen, dtype=torch.float64)
-    obj.take_content_targets({"relu4_2": later})
-    expected = content_term(f, later[:1].float().double())
+    obj.take_content_targets({"relu4_2": later})  # each item's own content: a batch may hold several
+    expected = content_term(f, later.float().double())
     assert torch.allclose(obj({"relu4_2": f}, image)["content"], expected, rtol=1e-6)
     assert not torch.allclose(expected, content_term(f, first["relu4_2"]))

@@ -23,8 +23,9 @@ from stylelab import curves, process_grid, sheets
 from stylelab.cli import main
 from stylelab.metrics import distances
 from stylelab.recipes import Recipe
+from stylelab.records import RunRecord
 from stylelab.report import experiment_runs, gather, write_report
-from stylelab.runs import RunRecord, write_run
+from stylelab.runs import write_run
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +276,12 @@ def test_settings_table_says_what_is_shared_and_what_differs(tmp_path, inputs):
     assert not set(shared) & set(differs)
     env = dict(report.environment)
     assert env["device"] == "cpu" and env["stylelab"] == "0.1.0"
-    assert env["torch"] == "-" and env["precision"] == "-" and env["machine"] == "-"  # not recorded by these runs
+    import torch
+
+    from stylelab.records import machine
+
+    assert env["torch"] == torch.__version__ and env["machine"] == machine()  # every record carries them
+    assert env["precision"] == "-"  # these made-up records have none
     assert "with stylelab" in env["report made"] and "torch" in env["report made"]
     write_report(folder)
     html = (folder / "report.html").read_text()

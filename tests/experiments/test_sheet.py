@@ -14,7 +14,8 @@ from stylelab import sheets
 from stylelab.cli import main
 from stylelab.metrics import distances
 from stylelab.recipes import Recipe
-from stylelab.runs import RunRecord, write_run
+from stylelab.records import RunRecord
+from stylelab.runs import write_run
 
 
 def pdf_text(data: bytes) -> str:

@@ -15,7 +15,8 @@ from stylelab.events import Done
 from stylelab.experiments import build
 from stylelab.memory import image_bytes
 from stylelab.recipes import load_recipe
-from stylelab.runs import PARTIAL, RunRecorder, RunWriter, is_complete, load_run, write_run
+from stylelab.records import RunRecorder
+from stylelab.runs import PARTIAL, RunWriter, is_complete, load_run, write_run
 from stylelab.sweep import LocalExecutor, batch_limit, plan_batches, run_sweep
 
 TINY = {"size": 32, "steps": 2, "save_every": 1}
@@ -36,6 +37,7 @@ def _exp(inputs, **kw):
 
 class CountingExecutor(LocalExecutor):
     def __init__(self):
+        super().__init__()
         self.batches = []
 
     def run(self, batches, deliver, *, events=None, stop):
@@ -158,8 +160,8 @@ def test_batched_equals_single(inputs, optimizer):
 def test_write_run_gives_the_same_folder_as_run_writer(tmp_path, inputs):
     recipe = load_recipe("default", size=32, steps=3, save_every=1)
     content, style = str(inputs / "content.png"), str(inputs / "styles" / "waves.png")
-    recorder = RunRecorder(content, [style])
-    stylize_one(content, [style], recipe, callbacks=[recorder, RunWriter(tmp_path / "streamed", content, [style])])
+    recorder = RunRecorder()
+    stylize_one(content, [style], recipe, callbacks=[recorder, RunWriter(tmp_path / "streamed")])
     write_run(tmp_path / "written", recorder.record)
     a, b = tmp_path / "streamed", tmp_path / "written"
     files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*"))
@@ -169,7 +171,7 @@ def test_write_run_gives_the_same_folder_as_run_writer(tmp_path, inputs):
     for snap in (a / "snapshots").iterdir():
         assert snap.read_bytes() == (b / "snapshots" / snap.name).read_bytes()
     ia, ib = json.loads((a / "run.json").read_text()), json.loads((b / "run.json").read_text())
-    for key in ("status", "steps", "losses", "recipe", "content", "styles"):
+    for key in ("status", "steps", "losses", "recipe", "content", "styles", "task", "precision"):
         assert ia[key] == ib[key]
     # The record survives pickling, as it must to come back from another process.
     import pickle

@@ -16,12 +16,12 @@ def _recipe(**kw):
 
 def test_content_targets_from_the_first_step_equal_a_separate_pass(monkeypatch, tiny_content, tiny_style):
     content, style = tiny_content, tiny_style
-    real = engine.build_targets
+    real = engine.build_objective
     asked = []
-    monkeypatch.setattr(engine, "build_targets", lambda *a, **k: asked.append(k.get("content")) or real(*a, **k))
+    monkeypatch.setattr(engine, "build_objective", lambda *a, **k: asked.append(k.get("content")) or real(*a, **k))
     fast = stylize_one(content, [style], _recipe())
     assert asked == [False]  # the reuse path was taken
-    monkeypatch.setattr(engine, "build_targets", lambda *a, **k: real(*a, **{**k, "content": True}))
+    monkeypatch.setattr(engine, "build_objective", lambda *a, **k: real(*a, **{**k, "content": True}))
     slow = stylize_one(content, [style], _recipe())
     a, b = np.asarray(fast.image, dtype=float), np.asarray(slow.image, dtype=float)
     assert np.abs(a - b).max() <= 1

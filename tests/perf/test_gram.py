@@ -96,14 +96,14 @@ def test_fp16_gram_accumulated_in_slices_equals_the_whole_product(monkeypatch, l
 def _tapped_and_plain(dtype, layout, names=("relu1_1", "relu2_1", "relu3_1"), content=("relu2_1",)):
     """Objective terms and image gradient through the network, with the Grams tapped and without."""
     from stylelab import vgg
-    from stylelab.losses import Objective
+    from stylelab.objective import Objective
 
     net = vgg.build({*names, *content}, channels_last=layout == torch.channels_last).to(dtype)
     gen = torch.Generator().manual_seed(2)
     image = torch.rand(1, 3, 24, 32, generator=gen, dtype=dtype)
     with torch.no_grad():
         feats = net(torch.rand(1, 3, 24, 32, generator=gen, dtype=dtype))
-    obj = Objective(
+    obj = Objective.from_grams(
         {k: feats[k] for k in content},
         {k: gram_matrix(feats[k]) for k in names},
         content_layer_weights=[1.0] * len(content),

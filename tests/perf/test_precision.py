@@ -73,12 +73,16 @@ def test_bf16_targets_stay_float32():
     net = build(set(r.resolved_content_layers) | set(r.resolved_style_layers))
     gen = torch.Generator().manual_seed(0)
     content = torch.rand(24, 32, 3, generator=gen).numpy()
-    prep = engine.prepare(content, [[torch.rand(32, 32, 3, generator=gen).numpy()]], r)
+    from stylelab.plan import prepare
+    from stylelab.targets import StyleCache, build_objective
+    from stylelab.task import Task
+
+    plan = prepare([Task.of(content, [torch.rand(32, 32, 3, generator=gen).numpy()])], r)
     autocast = precision.autocast_factory("bf16", CPU)
     with autocast():
         assert net(torch.rand(1, 3, 24, 32))["relu1_1"].dtype == torch.bfloat16
-    objective = engine.build_targets(net, prep, r, 32, CPU, autocast)
-    assert all(t.dtype == torch.float32 for t in objective.style_targets.values())
+    objective = build_objective(net, plan.items, r, 32, CPU, autocast, StyleCache(), ())
+    assert all(t.gram.dtype == torch.float32 for t in objective.regions[0].targets.values())
     assert all(t.dtype == torch.float32 for t in objective.content_targets.values())
 
 

@@ -18,7 +18,7 @@ from .conftest import job_body, upload
 def test_info_describes_the_form_from_the_recipe_fields(make_client):
     info = make_client(worker=False).get("/api/info").json()
     names = [f["name"] for f in info["fields"]]
-    assert set(names) == {n for n, f in FIELDS.items() if f.metadata.get("cli", True)} - {"style_weights"}
+    assert set(names) == {n for n, f in FIELDS.items() if f.metadata.get("cli", True)}
     by_name = {f["name"]: f for f in info["fields"]}
     assert by_name["optimizer"]["choices"] == ["lbfgs", "adam", "sgd"]
     assert by_name["init"]["choices"] == ["content", "style", "noise"]  # no paths from a form
@@ -89,7 +89,7 @@ def test_a_job_is_queued_with_the_recipe_the_form_asked_for(uploaded, input_imag
     job = client.post("/api/jobs", json=body).json()
     assert job["state"] == "queued"
     assert job["recipe"]["steps"] == 12 and job["recipe"]["style_weight"] == 7.5 and job["recipe"]["size"] == 64
-    assert job["recipe"]["style_weights"] == [1.0, 3.0]
+    assert job["weights"] == [1.0, 3.0] and "style_weights" not in job["recipe"]  # the task's, not the recipe's
     assert job["names"] == {"content": "coffee.jpg", "styles": ["mosaic.png", "waves.png"]}
     assert client.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
     assert client.get(f"/api/jobs/{job['id']}").json()["history"] == []
@@ -134,7 +134,8 @@ def fake_run(folder, recipe, status="done", steps=4):
     from stylelab.engine import Result
     from stylelab.events import Done, Failed, Snapshot, Started, Step
 
-    writer = RunWriter(folder, "content.jpg", ["style.jpg"])
+    task = {"content": {"name": "content.jpg"}, "styles": [{"images": [{"name": "style.jpg"}]}]}
+    writer = RunWriter(folder, task=task)
     image = Image.new("RGB", (48, 32), (200, 120, 40))
     writer(Started(0, recipe, steps, image.size, "cpu"))
     history = []

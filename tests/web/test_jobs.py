@@ -102,8 +102,10 @@ def test_a_start_image_upload_starts_the_optimisation(make_client, runs_dir, inp
     assert done["state"] == "done", done["message"]
     folder = runs_dir / job["id"]
     assert (folder / "inputs" / "start.png").is_file()
-    recipe = recipe_from_toml((folder / "recipe.toml").read_text())
-    assert recipe.init.endswith(f"{start}.png")
+    # The start image is the task's, recorded as the copy the run keeps (never the upload store's path).
+    task = json.loads((folder / "run.json").read_text())["task"]
+    assert task["init"]["name"] == str(folder / "inputs" / "start.png") and task["init"]["upload"] == "waves.png"
+    assert recipe_from_toml((folder / "recipe.toml").read_text()).init == "content"
     # Snapshot 0 is the start image, not the content.
     first = Image.open(folder / "snapshots" / "step_000000.png").convert("RGB")
     waves = Image.open(input_images["style2"]).convert("RGB").resize(first.size)

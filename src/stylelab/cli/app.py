@@ -34,6 +34,9 @@ app = typer.Typer(
     help="stylelab: neural style transfer for people who explore it.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# Help panels of `stylelab run --help` (and the recipe options' own, by kind of setting).
+PAINT = "What to paint"
+OUTPUT = "Output and progress"
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import StylelabError
 from ..recipes import Recipe, load_recipe
-from .app import app, err, out, recipe_overrides, with_recipe_options
+from .app import OUTPUT, PAINT, app, err, out, recipe_overrides, with_recipe_options
 
 
 def _default_output(content: str) -> Path:
@@ -21,26 +24,72 @@ def _default_output(content: str) -> Path:
 @app.command("run", no_args_is_help=True)
 @with_recipe_options
 def run_command(
-    content: str | None = typer.Argument(None, help="Content image (a photo)."),
-    style: list[str] | None = typer.Option(None, "--style", "-s", help="Style image(s); several are blended."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Result PNG (default: CONTENT-stylised.png)."),
-    recipe: str | None = typer.Option(None, "--recipe", "-r", help="Preset name or recipe .toml (default: default)."),
-    from_png: Path | None = typer.Option(None, "--from", help="Repeat the run that made this stylelab PNG."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Also write a run folder here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    content: str | None = typer.Argument(None, help="Content image (a photo).", show_default=False),
+    style: list[str] | None = typer.Option(
+        None, "--style", "-s", help="Style image(s); several are blended.", rich_help_panel=PAINT
+    ),
+    style_blend_weights: list[float] | None = typer.Option(
+        None, "--style-blend-weights", help="One weight per --style image (default: equal).", rich_help_panel=PAINT
+    ),
+    old_blend_weights: list[float] | None = typer.Option(
+        None, "--style-weights", hidden=True, help="The old name of --style-blend-weights."
+    ),
+    masks: list[str] | None = typer.Option(
+        None,
+        "--masks",
+        help="Regions: one mask per --style (white where it goes), or one colour-label image.",
+        rich_help_panel=PAINT,
+    ),
+    background: str | None = typer.Option(
+        None,
+        "--background",
+        help="Regions: a style for what no mask covers (default: it keeps the content).",
+        rich_help_panel=PAINT,
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Result PNG (default: CONTENT-stylised.png).", rich_help_panel=OUTPUT
+    ),
+    recipe: str | None = typer.Option(
+        None, "--recipe", "-r", help="Preset name or recipe .toml (default: default).", rich_help_panel=PAINT
+    ),
+    from_png: Path | None = typer.Option(
+        None, "--from", help="Repeat the run that made this stylelab PNG.", rich_help_panel=PAINT
+    ),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Also write a run folder here.", rich_help_panel=OUTPUT
+    ),
+    print_every: int | None = typer.Option(
+        None,
+        "--print-every",
+        help="A plain progress line every N steps (default: a bar in a terminal, else about 20 lines a run).",
+        rich_help_panel=OUTPUT,
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress.", rich_help_panel=OUTPUT),
     step_stamps: bool = typer.Option(False, "--step-stamps", hidden=True, help="Benchmark hook: a line per step."),
     **settings,
 ):
-    """Stylise CONTENT with one or more --style images."""
+    """Stylise CONTENT with one or more --style images.
+
+    Example: stylelab run photo.jpg --style starry.jpg --style-weight 10 -o out.png
+    """
     from .. import folders
-    from ..images import load_rgb
-    from ..runs import RunWriter, is_stylelab_png, png_metadata, provenance, read_provenance
+    from ..engine import Engine
+    from ..images import save_png
+    from ..records import RunRecord, is_stylelab_png, png_metadata, read_provenance
+    from ..runs import RunWriter
+    from ..task import Task
 
     base: str | Recipe = recipe or "default"
     styles = list(style or [])
+    if old_blend_weights:
+        err.print("note: --style-weights is now --style-blend-weights (blend weights of the style images)")
+        style_blend_weights = style_blend_weights or old_blend_weights
+    task = None
     if from_png is not None:
         info = read_provenance(from_png)
         base = recipe and load_recipe(recipe) or info["resolved"]
+        if not (content or styles or style_blend_weights or masks or background):
+            task = info["resolved_task"]
         content = content or info["content"]
         styles = styles or list(info["styles"])
     if not content:
@@ -48,55 +97,138 @@ def run_command(
     if not styles:
         raise StylelabError("give at least one --style image")
     resolved = load_recipe(base, **recipe_overrides(settings))
-    # Every input is checked before any work starts, so a bad one costs nothing.
-    load_rgb(content, what=f"content {content}")
-    for i, path in enumerate(styles, 1):
-        load_rgb(path, what=f"style {path}" if len(styles) == 1 else f"style {i} ({path})")
+    if task is None:
+        # Stored as absolute paths, so `run --from` repeats the run from any folder.
+        absolute = [str(Path(p).expanduser().resolve()) for p in styles]
+        task = Task.of(
+            str(Path(content).expanduser().resolve()),
+            absolute,
+            weights=style_blend_weights or None,
+            masks=[str(Path(m).expanduser().resolve()) for m in masks] if masks else None,
+            background=str(Path(background).expanduser().resolve()) if background else None,
+        )
     output = output or _default_output(content)
     if output.suffix.lower() != ".png":
         raise StylelabError(f"the output must be a .png file (it carries the settings), not {output}")
     folders.check_output_file(output, is_stylelab_png)
+    interrupted_at = output.with_name(f"{output.stem}-interrupted.png")
+    folders.check_output_file(interrupted_at, is_stylelab_png, option="the image kept on Ctrl-C,")
     if run_dir is not None:
-        folders.check_folder(run_dir, protect=(output, content, *styles))
-    # Stored as absolute paths, so `run --from` repeats the run from any folder.
-    content, styles = str(Path(content).resolve()), [str(Path(s).resolve()) for s in styles]
+        folders.check_folder(run_dir, protect=(output, *[str(p) for p in _inputs(task)]))
+    # Every input is decoded and checked, and the memory estimated, before anything is written.
+    engine = Engine.for_recipe(resolved)
+    plan = engine.prepare([task], resolved)
+    snapshots = None
+    if resolved.save_every and run_dir is None and not step_stamps:
+        snapshots = SnapshotFiles(output, resolved.save_every, plan_total(plan))
     callbacks = []
     if run_dir is not None:
-        callbacks.append(RunWriter(run_dir, content, styles))
+        callbacks.append(RunWriter(run_dir))
+    if snapshots is not None:
+        callbacks.append(snapshots)
     if step_stamps:
         callbacks.append(_step_stamp)
-    from ..engine import stylize_one
-    from ..progress import ProgressBar
-
-    if quiet:
-        result = stylize_one(content, styles, resolved, callbacks=callbacks)
-    else:
-        with ProgressBar() as bar:
-            result = stylize_one(content, styles, resolved, callbacks=[*callbacks, bar])
-    if result.status == "cancelled":
-        err.print(f"cancelled after {result.steps} steps: nothing written to {output}")
+    if not quiet:
+        err.print(describe_run(plan, engine, output), highlight=False, markup=False)
+    started = time.time()
+    with progress_sink(quiet, print_every, plan) as sink:
+        result = engine.run(plan, [*callbacks, *([sink] if sink else [])])[0]
+    record = RunRecord.from_result(result, started)
+    if result.status in ("interrupted", "cancelled"):
+        if result.image is not None and result.steps:
+            save_png(result.image, interrupted_at, png_metadata(record.info()))
+            err.print(
+                f"interrupted at step {result.steps} of {plan_total(plan)}: the image so far is in {interrupted_at} "
+                f"(not a finished result); nothing written to {output}"
+            )
+        else:
+            err.print(f"interrupted before the first step: nothing written to {output}")
         raise typer.Exit(130)
-    from ..images import save_png
-
-    info = provenance(
-        resolved,
-        content,
-        styles,
-        status=result.status,
-        steps=result.steps,
-        elapsed=round(result.elapsed, 3),
-        losses=result.losses,
-    )
-    save_png(result.image, output, png_metadata(info))
+    save_png(result.image, output, png_metadata(record.info()))
     losses = "  ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     if result.status == "diverged":
         err.print(f"[yellow]warning:[/] {result.message}")
         err.print(f"wrote the last good image (step {result.steps}) to {output}")
         raise typer.Exit(3)
     if not quiet:
-        err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})")
+        err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})", highlight=False)
+        if snapshots is not None and snapshots.written:
+            err.print(f"snapshots: {snapshots.pattern} ({len(snapshots.written)} files)", highlight=False)
         if run_dir is not None:
-            err.print(f"run folder: {run_dir}")
+            err.print(f"run folder: {run_dir}", highlight=False)
+
+
+def _inputs(task) -> list:
+    found = [task.content, *task.style_images]
+    found += [s.mask for s in task.styles if isinstance(s.mask, (str, Path))]
+    return found
+
+
+def plan_total(plan) -> int:
+    from ..plan import scale_sizes
+
+    return plan.recipe.steps * len(scale_sizes(plan.recipe.size, plan.recipe.scales))
+
+
+def describe_run(plan, engine, output: Path) -> str:
+    """The run's first line: what it paints, how, on what."""
+    from ..records import machine
+
+    r = plan.recipe
+    w, h = plan.items[0].size
+    scales = f" over {r.scales} scales" if r.scales > 1 else ""
+    where = engine.device.type if engine.device.type != "cpu" else f"cpu ({machine()})"
+    return (
+        f"stylelab: {w}x{h} px, {plan_total(plan)} {r.optimizer} steps{scales}, {r.style_loss} style loss, "
+        f"on {where} with {engine.precision} convolutions, {r.weights} weights -> {output}"
+    )
+
+
+class SnapshotFiles:
+    """Snapshots beside -o when there is no run folder: OUT-step000050.png every --save-every steps
+    (neural-style's -save_iter). Each carries stylelab's settings, so a later run may replace it."""
+
+    def __init__(self, output: Path, save_every: int, total: int):
+        from .. import folders
+        from ..records import is_stylelab_png
+
+        self.output = output
+        self.pattern = output.with_name(f"{output.stem}-stepNNNNNN.png")
+        self.written: list[Path] = []
+        for step in range(0, total + 1, save_every):  # refused now if any is a file of the user's
+            folders.check_output_file(self.path(step), is_stylelab_png, option="a snapshot file")
+
+    def path(self, step: int) -> Path:
+        return self.output.with_name(f"{self.output.stem}-step{step:06d}.png")
+
+    def __call__(self, event) -> None:
+        from ..events import Snapshot
+
+        if isinstance(event, Snapshot) and event.item == 0:
+            from ..images import save_png
+            from ..records import png_metadata
+
+            path = self.path(event.step)
+            info = {"snapshot": event.step, "of": str(self.output), "losses": dict(event.losses)}
+            save_png(event.image, path, png_metadata(info))
+            self.written.append(path)
+
+
+@contextlib.contextmanager
+def progress_sink(quiet: bool, print_every: int | None, plan):
+    """The progress to show: nothing (-q), plain lines (--print-every, or when stderr is not a
+    terminal: logs, CI, cluster jobs), or a bar."""
+    from ..progress import LogLines, ProgressBar
+
+    if quiet:
+        yield None
+    elif print_every is not None or not sys.stderr.isatty():
+        if print_every is not None and print_every < 1:
+            raise StylelabError(f"--print-every must be at least 1, not {print_every}")
+        yield LogLines(print_every or max(1, plan_total(plan) // 20))
+    else:
+        with ProgressBar() as bar:
+            yield bar
 
 
 def _step_stamp(event) -> None:
@@ -111,22 +243,40 @@ def _step_stamp(event) -> None:
 
 
 @app.command("info")
-def info_command(png: Path = typer.Argument(..., help="A PNG made by stylelab.")):
-    """Show how a stylelab PNG was made."""
-    from ..runs import read_provenance
+def info_command(path: Path = typer.Argument(..., help="A PNG made by stylelab, or a run folder.")):
+    """Show how a stylelab PNG (or a run folder) was made."""
+    from ..records import checked_provenance, read_provenance
 
-    info = read_provenance(png)
-    out.print(f"[bold]{png}[/]  made by stylelab {info.get('version', '?')}")
-    out.print(f"content: {info.get('content')}")
-    out.print(f"styles:  {', '.join(info.get('styles', []))}")
-    for key in ("status", "steps", "elapsed"):
-        if key in info:
-            out.print(f"{key}: {info[key]}")
+    if path.is_dir():
+        run_json = path / "run.json"
+        if not run_json.is_file():
+            raise StylelabError(f"{path} is a folder without run.json: give a stylelab PNG or a run folder")
+        try:
+            info = checked_provenance(json.loads(run_json.read_text(encoding="utf-8")), str(run_json))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise StylelabError(f"{run_json} cannot be read: {exc}".splitlines()[0]) from None
+        again = f"stylelab run --from {path / 'result.png'} -o again.png"
+    else:
+        info = read_provenance(path)
+        again = f"stylelab run --from {path} -o again.png"
+    out.print(f"[bold]{escape(str(path))}[/]  made by stylelab {escape(str(info.get('version', '?')))}")
+    out.print(f"content: {info.get('content')}", highlight=False, markup=False)
+    task = info["resolved_task"]
+    for i, s in enumerate(task.styles, 1):
+        weights = f"  (blend weights {', '.join(f'{w:g}' for w in s.weights)})" if s.weights else ""
+        where = f"  region mask {s.mask}" if s.mask is not None else ""
+        label = "styles: " if len(task.styles) == 1 else f"style set {i}: "
+        out.print(f"{label} {', '.join(map(str, s.images))}{weights}{where}", highlight=False, markup=False)
+    for key in ("status", "steps", "elapsed", "device", "precision", "machine"):
+        if info.get(key) not in (None, ""):
+            out.print(f"{key}: {info[key]}", highlight=False, markup=False)
+    if isinstance(info.get("peak_memory"), int) and info["peak_memory"]:
+        out.print(f"peak memory: {info['peak_memory'] / 2**20:.0f} MiB")
     if info.get("losses"):
-        out.print("losses:  " + "  ".join(f"{k} {v:.4g}" for k, v in info["losses"].items()))
+        out.print("losses:  " + "  ".join(f"{k} {v:.4g}" for k, v in info["losses"].items()), highlight=False)
     out.print("\n[bold]recipe[/]")
     out.print(info["resolved"].to_toml(), highlight=False, markup=False)
-    out.print(f"repeat with: stylelab run --from {png} -o again.png")
+    out.print(f"repeat with: {again}", highlight=False, markup=False)
 
 
 @app.command("layers")

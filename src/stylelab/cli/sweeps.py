@@ -176,7 +176,7 @@ def metrics_command(
 ):
     """Content and style distance of IMAGE, by stylelab's own yardstick (metrics.py)."""
     from ..metrics import DEFAULT_SIZE, distances
-    from ..runs import is_stylelab_png, read_provenance
+    from ..records import is_stylelab_png, read_provenance
 
     if style_weights and len(style_weights) != len(style):
         raise StylelabError(f"--style-weights has {len(style_weights)} values for {len(style)} styles")

@@ -66,8 +66,8 @@ def field_schema(limits: Limits | None = None) -> list[dict]:
     maxima = {"size": limits.max_size, "steps": limits.max_steps}
     out = []
     for name, f in FIELDS.items():
-        if not f.metadata.get("cli", True) or name == "style_weights":
-            continue  # blend weights are set next to each style image
+        if not f.metadata.get("cli", True):
+            continue
         choices = f.metadata.get("choices")
         if name == "init":
             choices = INITS
@@ -103,14 +103,22 @@ def build_recipe(body: JobIn, limits: Limits | None = None) -> Recipe:
         raise StylelabError("init must be content, style or noise here; upload a start image instead of a path")
     if settings.get("weights") not in (None, *WEIGHT_SOURCES):
         raise StylelabError(f"weights must be one of {', '.join(WEIGHT_SOURCES)} in the studio")
-    weights = [s.weight for s in body.styles]
-    if len(weights) > 1:
-        settings["style_weights"] = weights
     limits.check_settings(settings)  # in the studio's words, before the Recipe's wider limits speak
     recipe = load_recipe(body.recipe, **settings)
     limits.check(recipe)
     resolve_device(recipe.device)
     return recipe
+
+
+def blend_weights(body: JobIn) -> list[float] | None:
+    """The styles' blend weights (set beside each style image); one style has none to blend."""
+    from ..task import StyleSet
+
+    if len(body.styles) < 2:
+        return None
+    weights = [s.weight for s in body.styles]
+    StyleSet(tuple(s.upload for s in body.styles), weights).blend_weights()  # the same checks as a run's
+    return weights
 
 
 def check_state_folders(root: Path) -> None:
@@ -232,7 +240,9 @@ def create_app(
         names = {"content": metas[0]["name"], "styles": [m["name"] for m in metas[1:]]}
         if body.start:
             names["start"] = uploads.meta(body.start)["name"]
-        job = queue.submit(recipe, body.content, [s.upload for s in body.styles], names, body.start)
+        job = queue.submit(
+            recipe, body.content, [s.upload for s in body.styles], names, body.start, blend_weights(body)
+        )
         return job.public()
 
     @app.get("/api/jobs")
@@ -261,7 +271,7 @@ def create_app(
             uploads.meta(upload_id)  # still there?
         recipe = recipe_from_dict(old.recipe, f"job {old.id}")
         limits.check(recipe)  # it may come from a server with other bounds
-        return queue.submit(recipe, old.content, old.styles, old.names, old.start).public()
+        return queue.submit(recipe, old.content, old.styles, old.names, old.start, old.weights).public()
 
     @app.get("/api/jobs/{job_id}/live.png")
     async def live(job_id: str):

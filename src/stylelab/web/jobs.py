@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import images
-from ..engine import stylize_one
+from ..engine import EngineCache
 from ..errors import StylelabError
-from ..events import Snapshot, Started, Step
+from ..events import Preview, Snapshot, Started, Step
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
+from ..task import Task
 from .gallery import thin
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
@@ -44,6 +45,8 @@ STATES = ("queued", "running", "done", "cancelled", "diverged", "failed", "inter
 FINISHED = frozenset(STATES[2:])
 KEEP_JOBS = 200  # finished jobs remembered in jobs.json; their run folders stay in the gallery regardless
 STEP_EVERY = 0.1  # seconds between step events per job; the history keeps every step
+PREVIEW_EVERY = 1.0  # seconds between live images of a running job when it saves no snapshots
+STATE_OF = {"error": "failed"}  # a run's status as a job's state (the others are the same words)
 
 
 class Hub:
@@ -115,9 +118,12 @@ class Job:
     snapshot_step: int = -1
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
     resolved: Recipe | None = field(default=None, repr=False)  # the submitted Recipe itself, until a restart
+    weights: list[float] | None = None  # the styles' blend weights (several styles)
+    terms: list[str] = field(default_factory=list)  # the loss terms, in the order of history's columns
 
     PERSISTED = (
         "id recipe content styles names start state created started finished step total elapsed losses message run"
+        " weights terms"
     ).split()
 
     def record(self) -> dict:
@@ -170,6 +176,7 @@ class JobQueue:
         self.on_finished = on_finished or (lambda job: None)
         self.max_queue = max_queue
         self.check = check or (lambda recipe: None)
+        self.engines = EngineCache()  # one network for every job (built with the first)
         self.state_file = self.runs / ".studio" / "jobs.json"
         self.jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
@@ -196,6 +203,8 @@ class JobQueue:
         for rec in records if isinstance(records, list) else []:
             try:
                 job = Job(**{k: rec[k] for k in Job.PERSISTED if k in rec})
+                if job.weights is None and isinstance(job.recipe, dict) and job.recipe.get("style_weights"):
+                    job.weights = list(job.recipe["style_weights"])  # saved before blend weights left the recipe
             except TypeError:
                 continue
             if not JOB_ID.fullmatch(str(job.id)) or job.state not in STATES:
@@ -243,13 +252,30 @@ class JobQueue:
         with self._lock:
             return sum(j.state == "queued" for j in self.jobs.values())
 
-    def submit(self, recipe: Recipe, content: str, styles: list[str], names: dict, start: str | None = None) -> Job:
+    def submit(
+        self,
+        recipe: Recipe,
+        content: str,
+        styles: list[str],
+        names: dict,
+        start: str | None = None,
+        weights: list[float] | None = None,
+    ) -> Job:
         """Queue a run; the inputs are upload ids already checked by the caller.
 
         Raises:
             QueueFull: ``max_queue`` jobs are waiting already.
         """
-        job = Job(new_job_id(), recipe.to_dict(drop_none=True), content, list(styles), names, start, resolved=recipe)
+        job = Job(
+            new_job_id(),
+            recipe.to_dict(drop_none=True),
+            content,
+            list(styles),
+            names,
+            start,
+            resolved=recipe,
+            weights=list(weights) if weights else None,
+        )
         job.created = time.time()
         with self._wake:
             if (waiting := self.waiting()) >= self.max_queue:
@@ -324,18 +350,15 @@ class JobQueue:
         recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")
         self.check(recipe)
         content, styles, start = self._inputs(job)
+        task = Task.of(content, styles, weights=job.weights, init=start)
+        engine = self.engines.get(recipe)
+        plan = engine.prepare([task], recipe)  # refused here (one line, the job "failed") before any folder
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
         names = {"content": content, **{f"style_{i}": p for i, p in enumerate(styles, 1)}, "start": start}
         files = {f"{name}{path.suffix}": path for name, path in names.items() if path is not None}
         folder = self.runs / job.id
-        kept = [folder / "inputs" / name for name in files]
-        if start is not None:
-            recipe = recipe.replace(init=str(start))
         writer = RunWriter(
-            folder,
-            str(kept[0]),
-            [str(p) for p in kept[1 : 1 + len(styles)]],
-            extra={"studio": {"job": job.id, "names": job.names}},
+            folder, extra={"studio": {"job": job.id, "names": job.names}}, task=self._recorded_task(job, folder, files)
         )
 
         def keep_inputs(event) -> None:
@@ -345,13 +368,12 @@ class JobQueue:
                     images.atomic_write_bytes(writer.partial / "inputs" / name, src.read_bytes())
 
         try:
-            result = stylize_one(
-                content, styles, recipe, callbacks=[writer, keep_inputs, self._relay(job, writer)], stop=job.stop
-            )
+            sinks = [writer, keep_inputs, self._relay(job, writer)]
+            result = engine.run(plan, sinks, job.stop, preview=PREVIEW_EVERY)[0]
         except BaseException:
             writer.abandon()  # removes its .partial folder (only ever what it wrote there)
             raise
-        job.state, job.message = result.status, result.message
+        job.state, job.message = STATE_OF.get(result.status, result.status), result.message
         job.run = job.id if folder.is_dir() else None
         # From now on the run folder holds the picture and the full metrics: keep memory small.
         job.history = thin(job.history, 1000)
@@ -359,6 +381,26 @@ class JobQueue:
             job.snapshot = None
         elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
+
+    def _recorded_task(self, job: Job, folder: Path, files: dict[str, Path]) -> dict:
+        """The inputs as the run records them: the copies kept in its folder with their content
+        hashes and the names they were uploaded under (never the upload store's paths)."""
+        from ..task import file_hash
+
+        def entry(name: str, shown: str | None) -> dict:
+            return {"name": str(folder / "inputs" / name), "sha256": file_hash(files[name]), "upload": shown or name}
+
+        by_role = {Path(name).stem: name for name in files}
+        shown = job.names.get("styles") or []
+        styles = [entry(by_role[f"style_{i}"], s) for i, s in enumerate([None] * len(job.styles), 1)]
+        for i, e in enumerate(styles):
+            e["upload"] = shown[i] if i < len(shown) else e["upload"]
+        task = {"content": entry(by_role["content"], job.names.get("content")), "styles": [{"images": styles}]}
+        if job.weights:
+            task["styles"][0]["weights"] = list(job.weights)
+        if "start" in by_role:
+            task["init"] = entry(by_role["start"], job.names.get("start"))
+        return task
 
     def _relay(self, job: Job, writer: RunWriter):
         """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""
@@ -369,12 +411,12 @@ class JobQueue:
             if event.item != 0:
                 return
             if isinstance(event, Started):
-                job.total = event.total_steps
+                job.total, job.terms = event.total_steps, list(event.terms)
                 self.hub.publish("job", job.public())
             elif isinstance(event, Step):
                 losses = dict(event.losses)
                 job.step, job.elapsed, job.losses = event.step, event.elapsed, losses
-                job.history.append([event.step, *(losses.get(k, 0.0) for k in ("content", "style", "tv", "total"))])
+                job.history.append([event.step, *(losses.get(k, 0.0) for k in job.terms)])
                 now = time.monotonic()
                 if now - last_sent >= STEP_EVERY or event.step == event.total_steps:
                     rows, sent_rows, last_sent = job.history[sent_rows:], len(job.history), now
@@ -387,6 +429,9 @@ class JobQueue:
                 # The writer has just encoded this snapshot to its file: read it back rather
                 # than encode it again on the run's thread.
                 job.snapshot, job.snapshot_step = writer.snapshots[-1][1].read_bytes(), event.step
+                self.hub.publish("snapshot", {"id": job.id, "step": event.step, "url": job.live_url})
+            elif isinstance(event, Preview):  # the live view of a job that saves no snapshots
+                job.snapshot, job.snapshot_step = images.png_bytes(event.image), event.step
                 self.hub.publish("snapshot", {"id": job.id, "step": event.step, "url": job.live_url})
 
         return on_event

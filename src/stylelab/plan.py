@@ -1,0 +1,198 @@
+"""From tasks to a plan: inputs decoded and checked, colours handled, items grouped into batches.
+
+``prepare`` is where a run can be refused, and the only place: every image is
+decoded (one-line ImageErrors), blend weights and masks are checked against
+their style sets, images too small or thin for the network are refused, and
+each batch's memory need is estimated against what is free (memory.py). It
+writes nothing and emits no event, so a refused run leaves no trace.
+
+Items that share an output size and the shape of their style sets run as one
+batch (one pass of the network for all of them); each keeps its own targets,
+losses and optimiser state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image, ImageOps
+
+from . import color, images, memory
+from .errors import ImageError
+from .layers import BY_NAME, min_side
+from .recipes import INITS, MAX_SIZE, Recipe
+from .task import BACKGROUND, LabelMask, StyleSet, Task
+
+
+@dataclass
+class PreparedSet:
+    """One style set, decoded: its images (after colour handling), blend weights, masks."""
+
+    images: list[Image.Image]
+    weights: list[float]
+    mask: torch.Tensor | None = None  # (1, 1, H, W) at the content's own size; None: everywhere
+    image_masks: list[torch.Tensor | None] | None = None  # (1, 1, h, w) per style image at its own size
+    key: str = ""  # what its style targets are cached under (pixels, weights, masks)
+    background: bool = False  # the set painting what the other sets' masks leave uncovered
+
+
+@dataclass
+class Item:
+    """One task's inputs, decoded, at full resolution."""
+
+    task: Task
+    content: Image.Image  # what the network sees (greyscale under luminance preservation)
+    content_original: Image.Image  # for putting the content's colours back
+    alpha: Image.Image | None
+    sets: list[PreparedSet]
+    init: Image.Image | None  # a start image given as an image or path
+    size: tuple[int, int]  # the output's (width, height)
+
+
+@dataclass
+class Plan:
+    """What ``Engine.run`` runs: the items and their batches, with the memory they were planned in."""
+
+    recipe: Recipe
+    items: list[Item]
+    batches: list[list[int]]  # item indices
+    estimate: memory.Estimate
+    labels: list[str] = field(default_factory=list)
+
+
+def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
+    """Decode and check ``tasks`` for ``recipe``; raises StylelabError (one line) for anything it cannot paint."""
+    if not tasks:
+        raise ImageError("nothing to paint: no tasks")
+    items = [_item(task, recipe, i, len(tasks)) for i, task in enumerate(tasks)]
+    batches: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        shape = tuple((len(s.images), s.mask is not None) for s in item.sets)
+        batches.setdefault((item.size, shape), []).append(i)
+    estimate = None
+    for batch in batches.values():
+        flat = [s.size for i in batch for ps in items[i].sets for s in ps.images]
+        need = memory.check_fits(recipe, items[batch[0]].content.size, flat, len(batch), available=memory_free)
+        estimate = need if estimate is None or need.total > estimate.total else estimate
+    labels = [t.label for t in tasks]
+    return Plan(recipe, items, list(batches.values()), estimate, labels)
+
+
+def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:
+    where = f" of task {index + 1}" if count > 1 else ""
+    content, alpha = images.load_rgb(task.content, what=f"content{where}")
+    sets = [_style_set(s, i, len(task.styles), where, content) for i, s in enumerate(task.styles)]
+    _resolve_background(sets)
+    original = content
+    if recipe.preserve_color == "histogram":
+        for s in sets:
+            s.images = [color.match_histogram(img, content) for img in s.images]
+    elif recipe.preserve_color == "luminance":
+        for s in sets:
+            s.images = [color.luminance_image(img, content) for img in s.images]
+        content = color.luminance_image(content)
+    init = None
+    if task.init is not None:
+        init = images.load_rgb(task.init, what=f"start image{where}")[0]
+    elif recipe.init not in INITS:
+        init = images.load_rgb(recipe.init, what="init")[0]
+    check_network_sizes(content, [img for s in sets for img in s.images], recipe)
+    for s in sets:
+        s.key = _set_key(s, recipe)
+    return Item(task, content, original, alpha, sets, init, images.fitted_size(content.size, recipe.size))
+
+
+def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) -> PreparedSet:
+    from . import guides
+
+    label = "style" if n == 1 else f"style set {i + 1}"
+    decoded = [
+        images.load_rgb(img, what=f"{label}{where}" if len(s.images) == 1 else f"{label} image {j + 1}{where}")[0]
+        for j, img in enumerate(s.images)
+    ]
+    hw = (content.height, content.width)
+    mask = None
+    if isinstance(s.mask, LabelMask):
+        labels = guides.masks_from_labels(s.mask.source, hw=hw)
+        if s.mask.index >= labels.shape[0]:
+            raise ImageError(f"the label image has {labels.shape[0]} colours for {s.mask.index + 1} or more styles")
+        mask = labels[s.mask.index : s.mask.index + 1]
+    elif s.mask is not None and s.mask is not BACKGROUND:
+        mask = guides.load_masks([s.mask], hw, what=f"mask of {label}")
+    image_masks = None
+    if s.image_masks is not None:
+        image_masks = [
+            None if m is None else guides.load_masks([m], (img.height, img.width), what=f"mask of {label}'s image")
+            for m, img in zip(s.image_masks, decoded)
+        ]
+    return PreparedSet(decoded, s.blend_weights(), mask, image_masks, background=s.mask is BACKGROUND)
+
+
+def _resolve_background(sets: list[PreparedSet]) -> None:
+    """The background set's mask: what the other sets' masks leave uncovered."""
+    from . import guides
+
+    for s in sets:
+        if s.background:
+            others = [o.mask for o in sets if o is not s and o.mask is not None]
+            if not others:
+                raise ImageError("a background style needs region masks for the other styles")
+            s.mask = guides.background(torch.cat(others))
+            if not s.mask.max() > 0:
+                raise ImageError("the region masks cover the whole content: the background style has nowhere to go")
+
+
+def _set_key(s: PreparedSet, recipe: Recipe) -> str:
+    """A style set's identity for its targets: its pixels (after colour handling), weights and style-image masks."""
+    h = hashlib.sha1()
+    for img in s.images:
+        h.update(img.mode.encode() + repr(img.size).encode() + img.tobytes())
+    h.update(repr(s.weights).encode())
+    for m in s.image_masks or []:
+        h.update(b"-" if m is None else m.numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_network_sizes(content: Image.Image, styles: list[Image.Image], recipe: Recipe) -> None:
+    """Refuse images that the network's poolings would shrink to nothing at the deepest layer used.
+
+    Each 2x2 pooling halves a side, so an image must keep ``layers.min_side`` pixels
+    on its shorter side at every scale the run uses (content) and at the style size.
+    """
+    used = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    need = min_side(used)
+    deepest = max(used, key=lambda name: BY_NAME[name].index)
+    style_longest = max(16, round(recipe.size * recipe.style_scale))
+    checks = [("content", content, longest, "--size") for longest in scale_sizes(recipe.size, recipe.scales)]
+    checks += [("a style image", s, style_longest, "--style-scale") for s in styles]
+    for what, img, longest, knob in checks:
+        w, h = images.fitted_size(img.size, longest)
+        if min(w, h) >= need:
+            continue
+        # The longest side at which the shorter one reaches ``need`` (from the image's own proportions).
+        enough = max(math.ceil(need * max(img.size) / min(img.size)), longest + 1)
+        if enough > MAX_SIZE:
+            fix = "the image is too narrow for the network; crop it"
+        elif knob == "--size":
+            fix = f"use --size {enough} or more"
+        else:
+            fix = f"use --style-scale {math.ceil(100 * enough / recipe.size) / 100:g} or more"
+        raise ImageError(
+            f"{what} ({img.width}x{img.height}) becomes {w}x{h} at {longest} px, but {deepest} needs at least "
+            f"{need} px on each side: {fix}"
+        )
+
+
+def scale_sizes(size: int, scales: int, smallest: int = 64) -> list[int]:
+    """Longest sides from coarse to fine, each about sqrt(2) larger, ending at ``size``."""
+    sizes = [max(min(size, smallest), round(size / math.sqrt(2) ** (scales - 1 - i))) for i in range(scales)]
+    return sorted(dict.fromkeys(sizes))
+
+
+def fit_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` cropped to the aspect ratio of ``size`` (centred) and resized to it: never stretched."""
+    return ImageOps.fit(img, size, images.RESAMPLE)
