@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .engine import Engine, Result
+from .engine import Engine, Result, make_engine
 from .errors import InputTypeError
 from .events import Event
 from .recipes import Recipe, load_recipe
@@ -95,7 +95,7 @@ def stylize(
     if stop is not None and not callable(getattr(stop, "is_set", None)):
         raise InputTypeError("stop must be a threading.Event")
     if engine is None:
-        engine = Engine.for_recipe(resolved)
+        engine = make_engine(resolved)
     plan = engine.prepare([task], resolved)  # everything checked before anything is written
     if run_dir is not None:
         callbacks.append(RunWriter(Path(run_dir)))

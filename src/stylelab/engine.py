@@ -280,6 +280,16 @@ class Engine:
         return results
 
 
+def make_engine(recipe: Recipe, **kwargs):
+    """The engine a recipe runs on: the optimiser's (``Engine``), or the feed-forward model's
+    (``recipe.engine == "fast"``: fast/engine.py), both with ``prepare`` and ``run``."""
+    if recipe.engine == "fast":
+        from .fast.engine import FastEngine
+
+        return FastEngine.for_recipe(recipe, **kwargs)
+    return Engine.for_recipe(recipe, **kwargs)
+
+
 class EngineCache:
     """Engines by the recipe fields that decide the network: what a worker keeps across runs."""
 
@@ -288,9 +298,9 @@ class EngineCache:
         self._kwargs = engine_kwargs
 
     def get(self, recipe: Recipe) -> Engine:
-        key = tuple(getattr(recipe, name) for name in NETWORK_FIELDS)
+        key = (recipe.engine, *(getattr(recipe, name) for name in NETWORK_FIELDS))
         if key not in self._engines:
-            self._engines[key] = Engine.for_recipe(recipe, **self._kwargs)
+            self._engines[key] = make_engine(recipe, **self._kwargs)
         return self._engines[key]
 
     @property
@@ -372,7 +382,7 @@ def stylize_batch(
     tasks = [
         Task.of(content, list(item), weights=weights, init=init, label=label) for item, label in zip(styles, labels)
     ]
-    engine = engine or Engine.for_recipe(recipe)
+    engine = engine or make_engine(recipe)
     return engine.run(engine.prepare(tasks, recipe), callbacks, stop)
 
 

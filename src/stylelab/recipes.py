@@ -19,6 +19,7 @@ from typing import Any
 from . import layers as layer_names
 from .errors import RecipeError
 
+ENGINES = ("optimise", "fast")  # the optimiser (every knob), or the feed-forward model (a preview in a second)
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 # Each optimiser's own step size, used when a recipe leaves ``lr`` empty (optimizers.py).
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.005}
@@ -50,6 +51,13 @@ class Recipe:
 
     name: str = _f("custom", "Name of the recipe (presets: stylelab recipes).", cli=False)
     description: str = _f("", "One line saying what the recipe is for.", cli=False)
+    engine: str = _f(
+        "optimise",
+        "optimise (the optimiser: every setting below) or fast (a feed-forward model: a picture in about a "
+        "second; size, strength and colour settings apply).",
+        choices=ENGINES,
+    )
+    strength: float = _f(1.0, "fast engine: how much of the style (0: the content's own look, 1: the style's).")
     steps: int = _f(200, "Optimisation steps at the final scale (one step = one forward/backward pass).")
     optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
     lr: float | None = _f(
@@ -190,7 +198,7 @@ def _closest(value: str, options) -> str:
 
 
 def _validate(r: Recipe) -> None:
-    for name in ("optimizer", "pooling", "preserve_color", "normalization", "precision", "style_loss"):
+    for name in ("engine", "optimizer", "pooling", "preserve_color", "normalization", "precision", "style_loss"):
         options = FIELDS[name].metadata["choices"]
         value = getattr(r, name)
         if value not in options:
@@ -199,6 +207,8 @@ def _validate(r: Recipe) -> None:
         value = getattr(r, name)
         if not value >= 0 or value == float("inf"):
             raise RecipeError(f"{name} must be a finite number >= 0, not {value}")
+    if not 0 <= r.strength <= 1:
+        raise RecipeError(f"strength must be between 0 and 1, not {r.strength}")
     if r.style_scale <= 0:
         raise RecipeError("style_scale must be > 0")
     if r.lr is not None and not (0 < r.lr < float("inf")):

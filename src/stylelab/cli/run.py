@@ -73,7 +73,7 @@ def run_command(
     Example: stylelab run photo.jpg --style starry.jpg --style-weight 10 -o out.png
     """
     from .. import folders
-    from ..engine import Engine
+    from ..engine import make_engine
     from ..images import save_png
     from ..records import RunRecord, is_stylelab_png, png_metadata, read_provenance
     from ..runs import RunWriter
@@ -116,7 +116,7 @@ def run_command(
     if run_dir is not None:
         folders.check_folder(run_dir, protect=(output, *[str(p) for p in _inputs(task)]))
     # Every input is decoded and checked, and the memory estimated, before anything is written.
-    engine = Engine.for_recipe(resolved)
+    engine = make_engine(resolved)
     plan = engine.prepare([task], resolved)
     snapshots = None
     if resolved.save_every and run_dir is None and not step_stamps:
