@@ -212,7 +212,11 @@ class LocalExecutor:
         for batch in batches:
             if stop.is_set():
                 return
-            records = execute_batch(batch, callbacks=[events] if events else (), stop=stop, engines=self.engines)
+            try:
+                records = execute_batch(batch, callbacks=[events] if events else (), stop=stop, engines=self.engines)
+            except Exception as exc:  # noqa: BLE001 - one broken batch is reported; the sweep goes on
+                why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                records = [_error_record(spec, batch, why) for spec in batch.runs]
             for spec, record in zip(batch.runs, records):
                 deliver(spec, record)
                 if record.status in UNFINISHED:
