@@ -210,3 +210,21 @@ def test_divergence_with_lbfgs_does_not_suggest_lbfgs(capsys, tmp_path, tiny_pat
     )
     assert code == 3 and "diverged at step" in err
     assert "--optimizer lbfgs" not in err and "--optimizer adam" in err
+
+
+# ------------------------------------------------------------------ installing
+
+
+def test_the_readme_says_how_to_install_without_cuda_and_names_every_extra():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    section = (root / "README.md").read_text(encoding="utf-8").split("## Install without make")[1].split("\n## ")[0]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in section
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in section
+    assert re.findall(r"^\| `(\w+)` \|", section, re.M) == list(project["project"]["optional-dependencies"])
+    # Type checkers read the package's annotations: py.typed is in the package and in its data.
+    assert (root / "src" / "stylelab" / "py.typed").is_file()
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["stylelab"]
