@@ -11,6 +11,7 @@ An experiment file (TOML) says what to compare; ``stylelab sweep FILE`` runs it:
         { base = "seed-nst-v3", name = "seed-nst-v3-lbfgs", optimizer = "lbfgs" },
     ]
     out = "results/orange"           # optional; -o on the command line wins
+    budget = 0.1                     # optional: each recipe's own steps and snapshot interval x 0.1
 
     [set]                            # settings for every run (override the recipes')
     size = 256
@@ -20,7 +21,8 @@ An experiment file (TOML) says what to compare; ``stylelab sweep FILE`` runs it:
     optimizer = ["adam", "lbfgs"]
 
 Relative paths are relative to the experiment file. Each run applies, in order,
-its recipe, then ``[set]``, then its grid point. A step size belongs to its
+its recipe, then ``budget`` (scaling the recipe's own ``steps`` and ``save_every``, so
+recipes with different budgets keep their proportions), then ``[set]``, then its grid point. A step size belongs to its
 optimiser: where ``[set]`` or the grid changes a recipe's optimiser and says
 nothing of ``lr``, the new optimiser runs at its own default lr. In a recipe
 table, ``lr = ""`` likewise means the optimiser's default. Runs are named
@@ -44,7 +46,8 @@ from .recipes import FIELDS, Recipe, is_recipe_file, load_recipe, recipe_values
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_NAME = 120
-KEYS = ("name", "content", "styles", "recipes", "out", "set", "grid")
+KEYS = ("name", "content", "styles", "recipes", "out", "budget", "set", "grid")
+MAX_BUDGET = 100.0
 
 
 class ExperimentError(StylelabError):
@@ -74,6 +77,8 @@ class Experiment:
     grid: dict[str, list] = field(default_factory=dict)
     out: Path | None = None
     recipe_sources: list[Any] = field(default_factory=list)  # as written, for the record
+    budget: float | None = None  # each recipe's own steps and save_every scaled by it
+    own: dict[str, Recipe] = field(default_factory=dict)  # label -> the recipe before budget and settings
 
     def plan(self) -> list[RunSpec]:
         """Every run, ordered content, recipe, grid point, style (so batches are neighbours)."""
@@ -107,11 +112,34 @@ class Experiment:
             "styles": list(self.styles),
             "recipes": [_plain(r) for r in self.recipe_sources] or [label for label, _ in self.recipes],
         }
+        if self.budget is not None:
+            data["budget"] = self.budget
         if self.settings:
             data["set"] = {k: _plain(v) for k, v in self.settings.items()}
         if self.grid:
             data["grid"] = {k: [_plain(v) for v in vs] for k, vs in self.grid.items()}
         return tomli_w.dumps(data)
+
+
+def with_budget(recipe: Recipe, budget: float | None) -> Recipe:
+    """``recipe`` with its own steps and snapshot interval scaled by ``budget`` (at least 1 of each)."""
+    if budget is None or budget == 1:
+        return recipe
+    steps = max(1, round(recipe.steps * budget)) if recipe.steps else 0
+    save_every = max(1, round(recipe.save_every * budget)) if recipe.save_every else 0
+    return recipe.replace(steps=steps, save_every=save_every)
+
+
+def check_budget(budget: Any, where: str = "--budget") -> float | None:
+    """A budget as a number in (0, MAX_BUDGET], or None; anything else is an ExperimentError."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET:
+        raise ExperimentError(
+            f"{where} must be a number above 0 and at most {MAX_BUDGET:g} (a share of each recipe's own steps, "
+            f"e.g. 0.1), not {budget!r}"
+        )
+    return float(budget)
 
 
 def _with_changes(recipe: Recipe, changes: dict[str, Any], settings: dict[str, Any]) -> Recipe:
@@ -267,8 +295,13 @@ def build(
     grid: dict[str, list] | None = None,
     out: str | Path | None = None,
     base: Path | None = None,
+    budget: float | None = None,
 ) -> Experiment:
-    """An Experiment from its parts, every value checked (a bad one costs no run)."""
+    """An Experiment from its parts, every value checked (a bad one costs no run).
+
+    ``budget`` scales each recipe's own ``steps`` and ``save_every`` (0.1: a tenth of each),
+    where one ``steps`` setting would give every recipe the same number."""
+    budget = check_budget(budget)
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     grid = {k.replace("-", "_"): (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in (grid or {}).items()}
     for key in [*settings, *grid]:
@@ -279,13 +312,18 @@ def build(
     for key, values in grid.items():
         if not values:
             raise ExperimentError(f"grid {key} has no values")
+    if budget is not None and ("steps" in settings or "steps" in grid):
+        raise ExperimentError(
+            "--budget scales each recipe's own steps; give it or a steps setting (--steps, --set steps=...), not both"
+        )
     if not recipes:
         recipes = ["default"]
-    resolved, sources = [], []
+    resolved, sources, own = [], [], {}
     for entry in recipes:
         label, recipe, source = _recipe_entry(entry, base)
-        resolved.append((label, _with_changes(recipe, settings, settings)))
+        resolved.append((label, _with_changes(with_budget(recipe, budget), settings, settings)))
         sources.append(source)
+        own[label] = recipe
     labels = [label for label, _ in resolved]
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
@@ -299,6 +337,8 @@ def build(
         grid=grid,
         out=Path(out) if out is not None else None,
         recipe_sources=sources,
+        budget=budget,
+        own=own,
     )
     # Every grid value is checked now, not when its run comes up an hour later.
     for label, recipe in resolved:
@@ -342,7 +382,7 @@ def _absolute(paths) -> list[str]:
 
 def load(path: str | Path, **changes) -> Experiment:
     """An experiment file, with ``changes`` from the command line on top: name, out,
-    contents and styles (replace the file's), settings and grid (merged)."""
+    contents, styles and budget (replace the file's), settings and grid (merged)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ExperimentError(f"experiment file not found: {path}")
@@ -370,4 +410,7 @@ def load(path: str | Path, **changes) -> Experiment:
         grid={**grid, **cli_grid},
         out=out,
         base=base,
+        budget=changes["budget"]
+        if changes.get("budget") is not None
+        else check_budget(data.get("budget"), f"{path}: budget"),
     )

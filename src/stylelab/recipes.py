@@ -87,7 +87,11 @@ class Recipe:
         choices=STYLE_LOSSES,
     )
     swd_directions: int = _f(0, "swd: random directions per layer and step (0: as many as the layer's channels).")
-    init: str = _f("content", "Start image: content, style, noise (grey with faint noise from --seed), or a path.")
+    init: str = _f(
+        "content",
+        "Start image: content, style (the first style image, centre-cropped to the output's proportions, never "
+        "stretched), noise (grey with faint noise from --seed), or an image path (cropped the same way).",
+    )
     size: int = _f(512, "Longest side of the output in pixels.")
     save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")
     seed: int = _f(0, "Random seed; the same seed repeats a CPU run bit for bit.")
@@ -253,7 +257,19 @@ def _validate(r: Recipe) -> None:
         if any(not w >= 0 for w in weights) or not sum(weights) > 0:
             raise RecipeError(f"{what}_layer_weights must be >= 0 with a positive sum")
     if r.init not in INITS and not r.init.strip():
-        raise RecipeError("init must be content, style, noise or an image path")
+        raise RecipeError(f"init must be {', '.join(INITS)} or an image path")
+    if r.init not in INITS:
+        _check_init_word(r.init)
+
+
+def _check_init_word(value: str) -> None:
+    """A start image that is no file but looks like a misspelt kind (``nosie``, ``Style``) is
+    refused with the nearest kind, rather than later as a missing file."""
+    close = difflib.get_close_matches(value.lower(), INITS, n=1, cutoff=0.6)
+    if close and not Path(value).suffix and "/" not in value and not Path(value).expanduser().exists():
+        raise RecipeError(
+            f"init {value!r} is no file; did you mean {close[0]!r}? init is {', '.join(INITS)} or an image path"
+        )
 
 
 def _unknown_key_message(key: str) -> str:
@@ -343,7 +359,35 @@ def load_recipe(name_or_path: str | Path | Recipe = "default", **overrides) -> R
             values["name"] = Path(str(name_or_path)).stem
         base = Recipe(**values)
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return base.replace(**changes) if changes else base
+    return with_changes(base, **changes) if changes else base
+
+
+CHANGED = "changed: "  # what a description says after the preset's own words when a run changed it
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "+".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def with_changes(base: Recipe, **changes) -> Recipe:
+    """``base.replace(**changes)`` with a description that says what changed (``Balanced, fast:
+    L-BFGS, ...; changed: optimizer=adam``): a preset's own words are not left alone to describe
+    a run they no longer fit. The name stays (what the run started from); a second change
+    updates the list."""
+    changed = base.replace(**changes)
+    diff = base.diff(changed)
+    if "description" in changes or not diff:
+        return changed
+    own, _, earlier = (
+        base.description.rpartition(CHANGED) if CHANGED in base.description else (base.description, "", "")
+    )
+    listed = dict(item.partition("=")[::2] for item in earlier.split(", ") if "=" in item)
+    listed.update({key: _shown(new) for key, (_, new) in diff.items()})
+    own = own.rstrip().rstrip(";").rstrip().rstrip(".")
+    words = CHANGED + ", ".join(f"{k}={v}" for k, v in listed.items())
+    return dataclasses.replace(changed, description=f"{own}; {words}" if own else words)
 
 
 def recipe_from_toml(text: str, origin: str = "recipe") -> Recipe:

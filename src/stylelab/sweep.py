@@ -322,8 +322,13 @@ def run_sweep(
     on_run: Callable[[RunSpec, RunRecord], None] | None = None,
     stop: threading.Event | None = None,
     redo: bool = False,
+    on_failed: Callable[[RunSpec, RunRecord], None] | None = None,
 ) -> SweepSummary:
     """Run every unfinished run of ``exp`` into its folder; returns what happened.
+
+    ``on_run(spec, record)`` is called for each run written (done or diverged), after its
+    folder is; ``on_failed(spec, record)`` for each run that could not be done (status
+    ``error``, its reason in ``record.message``; not written). Runs cut short get neither.
 
     Ctrl-C (KeyboardInterrupt) or ``stop`` ends the sweep after the runs already
     finished are written; running it again continues where it stopped.
@@ -345,6 +350,8 @@ def run_sweep(
             return  # not finished: the next sweep runs it again
         if record.status == "error":
             summary.failed.append((spec.name, record.message))
+            if on_failed is not None:
+                on_failed(spec, record)
             return
         if not written:
             write_run(runs_dir / spec.name, record)

@@ -149,3 +149,74 @@ def test_experiment_files_with_wrong_types_are_one_line(tmp_path, text, words):
     with pytest.raises(StylelabError, match=words) as info:
         load(path)
     assert len(str(info.value).splitlines()) == 1
+
+
+# ------------------------------------------------------------------ --budget
+
+
+def test_a_budget_scales_each_recipes_own_steps_and_snapshots(inputs):
+    exp = _exp(inputs, recipes=["gatys", "seed-nst-v1", "seed-pts-v2"], budget=0.1)
+    by_recipe = {s.point["recipe"]: (s.recipe.steps, s.recipe.save_every) for s in exp.plan()}
+    assert by_recipe == {"gatys": (100, 0), "seed-nst-v1": (500, 100), "seed-pts-v2": (300, 30)}
+    # Their order is kept, where one --steps would make them all equal.
+    tiny = _exp(inputs, recipes=["gatys", "seed-nst-v1"], budget=0.0001)
+    assert {s.recipe.steps for s in tiny.plan()} == {1} and {s.recipe.save_every for s in tiny.plan()} <= {0, 1}
+    # Names stay the recipes' (the folder tells budgets apart, not the run names).
+    full = _exp(inputs, recipes=["gatys", "seed-nst-v1", "seed-pts-v2"])
+    assert [s.name for s in exp.plan()] == [s.name for s in full.plan()]
+
+
+def test_a_budget_with_a_steps_setting_or_out_of_range_is_refused(inputs):
+    with pytest.raises(StylelabError, match="--budget scales each recipe's own steps"):
+        _exp(inputs, settings={"steps": 50}, budget=0.5)
+    with pytest.raises(StylelabError, match="--budget scales each recipe's own steps"):
+        _exp(inputs, grid={"steps": [10, 20]}, budget=0.5)
+    for bad in (0, -1, 1000, float("nan"), True):
+        with pytest.raises(StylelabError, match="--budget must be a number above 0"):
+            _exp(inputs, budget=bad)
+
+
+def test_a_budget_in_an_experiment_file_and_in_the_folders_copy(tmp_path, inputs):
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        f'content = "{inputs / "content.png"}"\nstyles = ["{inputs / "styles" / "waves.png"}"]\n'
+        'recipes = ["gatys"]\nbudget = 0.25\n'
+    )
+    exp = load(path)
+    assert exp.budget == 0.25 and exp.plan()[0].recipe.steps == 250
+    assert load(path, budget=0.5).plan()[0].recipe.steps == 500  # the command line wins
+    (tmp_path / "copy.toml").write_text(exp.to_toml())
+    assert load(tmp_path / "copy.toml").plan()[0].recipe == exp.plan()[0].recipe
+    path.write_text(path.read_text().replace("0.25", '"quarter"'))
+    with pytest.raises(StylelabError, match="budget must be a number"):
+        load(path)
+
+
+# ------------------------------------------------------------------ values far from a recipe's own
+
+
+def test_values_far_from_a_recipes_own_are_named_with_their_runs(inputs):
+    from stylelab.unusual import unusual_values
+
+    exp = _exp(inputs, recipes=["default", "gatys"], grid={"style_weight": [2, 10]})
+    found = unusual_values(exp)
+    assert [(u.recipe, u.key, u.value, u.own, u.normalization) for u in found] == [
+        ("gatys", "style_weight", 2.0, 100.0, "jcjohnson")  # default's own is 5: 2 and 10 are near it
+    ]
+    assert len(found[0].runs) == 3 and all("__gatys__style_weight-2" in name for name in found[0].runs)
+    assert str(found[0]) == "style_weight 2 for gatys (its own: 100, jcjohnson units; 3 runs)"
+    # A setting for every run counts too; values near each recipe's own, or settings not
+    # given, say nothing.
+    assert [u.value for u in unusual_values(_exp(inputs, recipes=["gatys"], settings={"style_weight": 1e4}))] == [1e4]
+    assert unusual_values(_exp(inputs, recipes=["default", "gatys"], grid={"optimizer": ["adam", "lbfgs"]})) == []
+    assert unusual_values(_exp(inputs, recipes=["gatys"], grid={"style_weight": [50, 200]})) == []
+
+
+def test_a_step_size_is_compared_with_the_optimisers_own(inputs):
+    from stylelab.unusual import unusual_values
+
+    # seed-nst-v3's own lr is 0.0226 (Adam); 1 is far above it, 0.01 is near.
+    found = unusual_values(_exp(inputs, recipes=["seed-nst-v3"], grid={"lr": [0.01, 1]}))
+    assert [(u.value, u.own) for u in found] == [(1.0, 0.0226)]
+    # Unset, the lr is the optimiser's own (default: L-BFGS at 1).
+    assert unusual_values(_exp(inputs, recipes=["default"], grid={"lr": [0.5, 2]})) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import numpy as np
@@ -212,3 +213,89 @@ def test_a_sweep_refuses_a_run_that_would_not_fit_in_memory_before_any_run(input
     with pytest.raises(StylelabError, match="needs about"):
         run_sweep(_exp(inputs), out=out)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ the sweep command
+
+
+def _sweep_cli(capsys, *argv) -> tuple[int, str, str]:
+    from stylelab.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _cli_args(inputs, out) -> list:
+    return [
+        inputs / "content.png", "--styles", inputs / "styles" / "mosaic.png", inputs / "styles" / "waves.png",
+        "--recipes", "default", "gatys", "--weights", "standin", "--size", "32", "--steps", "3", "-o", out,
+    ]  # fmt: skip
+
+
+def test_a_sweep_without_a_terminal_prints_a_line_per_run(capsys, inputs, tmp_path):
+    """capsys's stderr is no terminal (a log, CI, a cluster job): a line per finished run, no bar."""
+    out = tmp_path / "exp"
+    code, _, err = _sweep_cli(capsys, "sweep", *_cli_args(inputs, out), "--set", "style_weight=2,10")
+    assert code == 0, err
+    runs = [line for line in err.splitlines() if line.startswith("[")]
+    assert len(runs) == 8
+    pattern = r"\[(\d)/8\] content__\w+__\w+__style_weight-\d+ done in \d+\.\d s \(batch of 2; content \S+ style \S+\)"
+    for k, line in enumerate(runs, 1):
+        assert re.match(pattern, line) and line.startswith(f"[{k}/8]"), line
+        assert re.search(r" · sweep eta \d+:\d\d$" if k < 8 else r" · sweep took \d+:\d\d$", line), line
+    assert "\x1b[" not in err and "━" not in err  # no bar drawn into a log
+    # gatys counts its weights in jcjohnson's units (its own style weight: 100): 2 is named.
+    note = next(line for line in err.splitlines() if line.startswith("note:"))
+    assert "style_weight 2 for gatys (its own: 100, jcjohnson units; 2 runs)" in note and "10 for gatys" not in note
+    # Again: nothing to run, no bar and no 0/0.
+    code, _, err = _sweep_cli(capsys, "sweep", *_cli_args(inputs, out), "--set", "style_weight=2,10")
+    assert code == 0 and "all 8 runs are finished; nothing to run" in err and "0/0" not in err
+
+
+def test_dry_run_agrees_with_the_real_run(capsys, inputs, tmp_path):
+    out = tmp_path / "exp"
+    args = [*_cli_args(inputs, out), "--budget", "0.5", "--batch", "2"]
+    args[args.index("--steps") : args.index("--steps") + 2] = []  # a budget goes without --steps
+    code, listing, err = _sweep_cli(capsys, "sweep", *args, "--dry-run")
+    assert code == 0, err
+    assert not out.exists()  # nothing written
+    planned = re.findall(r"batch of (\d+) \((\d+) steps, (\d+) px\): (.+)", listing)
+    assert [(n, steps) for n, steps, _, _ in planned] == [("2", "100"), ("2", "500")]  # default 200, gatys 1000
+    code, _, err = _sweep_cli(capsys, "sweep", *args)
+    assert code == 0, err
+    for _, steps, size, names in planned:
+        names = names.split(", ")
+        for name in names:
+            info = json.loads((out / "runs" / name / "run.json").read_text())
+            assert info["batch_runs"] == names and info["steps"] == int(steps) and info["recipe"]["size"] == int(size)
+    code, listing, _ = _sweep_cli(capsys, "sweep", *args, "--dry-run")
+    assert code == 0 and "4 runs, 4 finished, 0 batches to run" in listing
+    # The same refusals: a budget with --steps, a Ray option without Ray.
+    code, _, err = _sweep_cli(capsys, "sweep", *args, "--steps", "5", "--dry-run")
+    assert code == 2 and "--budget scales each recipe's own steps" in err
+    code, _, err = _sweep_cli(capsys, "sweep", *args, "--num-cpus", "2", "--dry-run")
+    assert code == 2 and "--num-cpus goes with --executor ray" in err
+
+
+def test_runs_that_fail_are_reported_to_on_failed_not_on_run(inputs, tmp_path):
+    from stylelab.sweep import _error_record
+
+    class Failing(LocalExecutor):
+        def run(self, batches, deliver, *, events=None, stop):
+            for batch in batches:
+                for spec in batch.runs:
+                    deliver(spec, _error_record(spec, batch, "the worker ran out of disk"))
+
+    written, failed = [], []
+    exp = _exp(inputs, grid={})
+    summary = run_sweep(
+        exp,
+        out=tmp_path / "exp",
+        executor=Failing(),
+        on_run=lambda spec, record: written.append(spec.name),
+        on_failed=lambda spec, record: failed.append((spec.name, record.message)),
+    )
+    names = [s.name for s in exp.plan()]
+    assert written == [] and failed == [(n, "the worker ran out of disk") for n in names]
+    assert summary.failed == failed

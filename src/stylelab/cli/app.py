@@ -12,11 +12,13 @@ import dataclasses
 import inspect
 import re
 import sys
+from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer reads these annotations
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand
 
 try:  # typer >= 0.20 carries its own copy of click, whose exceptions are not click's classes
     from typer._click import exceptions as _click_exceptions
@@ -25,18 +27,105 @@ except ImportError:  # pragma: no cover - an older typer uses click itself
 
 from .. import __version__
 from ..errors import StylelabError
-from ..recipes import FIELDS, Recipe, type_name
+from ..recipes import FIELDS, INITS, Recipe, type_name
 
-app = typer.Typer(
+# ---------------------------------------------------------------- help
+
+# Help sections, in the order --help shows them. Options name theirs with rich_help_panel;
+# typer draws those only in rich mode, and rich mode would read the "[default: ...]" of
+# every help text as markup, so ``Command`` below writes them as plain click sections.
+PAINT = "What to paint"
+COMPARE = "What to compare"
+IMAGE = "Image"
+LOSSES = "Loss weights"
+LAYERS = "Layers"
+OPTIMISER = "Optimiser"
+NETWORK = "Network and device"
+OUTPUT = "Output and progress"
+RUNNING = "Running the sweep"
+CLUSTER = "Ray cluster"
+SECTIONS = (PAINT, COMPARE, IMAGE, LOSSES, LAYERS, OPTIMISER, NETWORK, OUTPUT, RUNNING, CLUSTER)
+# The section of each recipe setting's option; tests/core/test_cli_help.py checks every
+# setting has one, so a new field cannot land in "Other options" unnoticed.
+RECIPE_SECTIONS = {
+    OPTIMISER: ("engine", "strength", "steps", "optimizer", "lr"),
+    LOSSES: (
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "temporal_weight",
+        "normalization",
+        "style_loss",
+        "swd_directions",
+    ),
+    LAYERS: ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"),
+    IMAGE: ("size", "init", "style_scale", "scales", "preserve_color", "seed"),
+    NETWORK: ("weights", "pooling", "device", "precision"),
+    OUTPUT: ("save_every",),
+}
+SECTION_OF = {name: section for section, names in RECIPE_SECTIONS.items() for name in names}
+OTHER = "Other options"
+
+
+def placeholder(param) -> str | None:
+    """A value's name in words (FILE, N, X, TEXT...), for options that name none themselves:
+    typer's own reads like Python types (``<list[str]>``, ``<int range>``)."""
+    if param.param_type_name == "argument":
+        return param.name.upper()
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return None
+    desc = getattr(param, "type_descriptor", None)  # typer's view of the annotation (None: an older typer)
+    if desc is None:
+        return None
+    if getattr(desc, "is_choice", False) and desc.choices:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices)
+    annotation = desc.annotation
+    several = getattr(desc, "is_list", False)
+    if several and getattr(annotation, "__args__", None):
+        annotation = annotation.__args__[0]
+    word = {int: "N", float: "X", Path: "PATH", str: "TEXT"}.get(annotation, "VALUE")
+    return word + ("..." if several else "")
+
+
+class Command(TyperCommand):
+    """A command whose --help shows its options in sections (their ``rich_help_panel``) with
+    their values named in words, the same in a terminal and in a pipe."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is None:
+                param.metavar = placeholder(param)
+
+    def format_options(self, ctx, formatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                if param.param_type_name == "argument":  # its name alone: typer adds a type like <str>
+                    record = (param.metavar or param.name.upper(), record[1])
+                default = "Arguments" if param.param_type_name == "argument" else OTHER
+                sections.setdefault(getattr(param, "rich_help_panel", None) or default, []).append(record)
+        order = ("Arguments", *SECTIONS)
+        for title in sorted(sections, key=lambda t: order.index(t) if t in order else len(order)):
+            with formatter.section(title):
+                formatter.write_dl(sections[title])
+
+
+class App(typer.Typer):
+    """The Typer app whose commands are ``Command``s (sectioned help) unless they say otherwise."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = App(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
     help="stylelab: neural style transfer for people who explore it.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Help panels of `stylelab run --help` (and the recipe options' own, by kind of setting).
-PAINT = "What to paint"
-OUTPUT = "Output and progress"
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -47,6 +136,8 @@ MULTI_VALUE = {
     "-s",
     "--styles",
     "--style-weights",
+    "--style-blend-weights",
+    "--masks",
     "--content-layers",
     "--style-layers",
     "--content-layer-weights",
@@ -91,8 +182,15 @@ def _default_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def recipe_parameters() -> list[inspect.Parameter]:
-    """One typer option per Recipe field, all defaulting to None (= keep the recipe's value)."""
+# Text settings without a fixed list of choices: what they take, in the help's words.
+METAVARS = {"init": "|".join(INITS) + "|FILE", "device": "auto|cpu|cuda[:N]|mps", "weights": "caffe|torchvision|FILE"}
+
+
+def recipe_parameters(defaults: str | None = "default recipe") -> list[inspect.Parameter]:
+    """One typer option per Recipe field, all defaulting to None (= keep the recipe's value).
+
+    ``defaults``: the words before each setting's value in the default recipe in --help
+    (``[default recipe: 200]``), or None to show none (a sweep keeps each recipe's own)."""
     params = []
     for f in dataclasses.fields(Recipe):
         if not f.metadata.get("cli", True):
@@ -107,13 +205,14 @@ def recipe_parameters() -> list[inspect.Parameter]:
         elif t.startswith("float"):
             annotation, metavar = Optional[float], "X"
         else:
-            annotation, metavar = Optional[str], "|".join(f.metadata.get("choices", ())) or "TEXT"
+            annotation, metavar = Optional[str], "|".join(f.metadata.get("choices", ())) or METAVARS.get(f.name, "TEXT")
+        shown = defaults and f.default is not None
         option = typer.Option(
             None,
             _option_name(f.name),
-            help=f.metadata["help"] + ("" if f.default is None else f" [default: {_default_text(f.default)}]"),
+            help=f.metadata["help"] + (f" [{defaults}: {_default_text(f.default)}]" if shown else ""),
             metavar=metavar,
-            rich_help_panel="Recipe settings",
+            rich_help_panel=SECTION_OF.get(f.name, OTHER),
         )
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return params
@@ -125,15 +224,20 @@ def recipe_overrides(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def with_recipe_options(func):
-    """Give ``func(**kwargs)`` its own parameters plus one option per recipe field."""
-    own = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in inspect.signature(func).parameters.values()
-        if p.kind != inspect.Parameter.VAR_KEYWORD
-    ]
-    func.__signature__ = inspect.Signature(own + recipe_parameters())
-    return func
+def with_recipe_options(func=None, *, defaults: str | None = "default recipe"):
+    """Give ``func(**kwargs)`` its own parameters plus one option per recipe field
+    (``defaults``: see ``recipe_parameters``). Use bare or with arguments."""
+
+    def wrap(func):
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(func).parameters.values()
+            if p.kind != inspect.Parameter.VAR_KEYWORD
+        ]
+        func.__signature__ = inspect.Signature(own + recipe_parameters(defaults))
+        return func
+
+    return wrap(func) if func is not None else wrap
 
 
 def _version_callback(value: bool):

@@ -24,12 +24,18 @@ def _default_output(content: str) -> Path:
 @app.command("run", no_args_is_help=True)
 @with_recipe_options
 def run_command(
-    content: str | None = typer.Argument(None, help="Content image (a photo).", show_default=False),
+    content: str | None = typer.Argument(
+        None, help="Content image (a photo).", show_default=False, metavar="CONTENT", rich_help_panel=PAINT
+    ),
     style: list[str] | None = typer.Option(
-        None, "--style", "-s", help="Style image(s); several are blended.", rich_help_panel=PAINT
+        None, "--style", "-s", help="Style image(s); several are blended.", metavar="FILE...", rich_help_panel=PAINT
     ),
     style_blend_weights: list[float] | None = typer.Option(
-        None, "--style-blend-weights", help="One weight per --style image (default: equal).", rich_help_panel=PAINT
+        None,
+        "--style-blend-weights",
+        help="One weight per --style image, when several are blended (default: equal).",
+        metavar="X...",
+        rich_help_panel=PAINT,
     ),
     old_blend_weights: list[float] | None = typer.Option(
         None, "--style-weights", hidden=True, help="The old name of --style-blend-weights."
@@ -38,30 +44,52 @@ def run_command(
         None,
         "--masks",
         help="Regions: one mask per --style (white where it goes), or one colour-label image.",
+        metavar="FILE...",
         rich_help_panel=PAINT,
     ),
     background: str | None = typer.Option(
         None,
         "--background",
         help="Regions: a style for what no mask covers (default: it keeps the content).",
+        metavar="FILE",
         rich_help_panel=PAINT,
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Result PNG (default: CONTENT-stylised.png).", rich_help_panel=OUTPUT
+        None,
+        "--output",
+        "-o",
+        help="Result PNG (default: CONTENT-stylised.png); it carries the settings.",
+        metavar="FILE.png",
+        rich_help_panel=OUTPUT,
     ),
     recipe: str | None = typer.Option(
-        None, "--recipe", "-r", help="Preset name or recipe .toml (default: default).", rich_help_panel=PAINT
+        None,
+        "--recipe",
+        "-r",
+        help="Preset (stylelab recipes) or recipe .toml file; the options below change its settings "
+        "(default: default).",
+        metavar="NAME|FILE",
+        rich_help_panel=PAINT,
     ),
     from_png: Path | None = typer.Option(
-        None, "--from", help="Repeat the run that made this stylelab PNG.", rich_help_panel=PAINT
+        None,
+        "--from",
+        help="Repeat the run that made this stylelab PNG (other options change it).",
+        metavar="FILE.png",
+        rich_help_panel=PAINT,
     ),
     run_dir: Path | None = typer.Option(
-        None, "--run-dir", help="Also write a run folder here.", rich_help_panel=OUTPUT
+        None,
+        "--run-dir",
+        help="Also write a run folder: settings, metrics, snapshots, process picture.",
+        metavar="DIR",
+        rich_help_panel=OUTPUT,
     ),
     print_every: int | None = typer.Option(
         None,
         "--print-every",
         help="A plain progress line every N steps (default: a bar in a terminal, else about 20 lines a run).",
+        metavar="N",
         rich_help_panel=OUTPUT,
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress.", rich_help_panel=OUTPUT),
@@ -70,7 +98,13 @@ def run_command(
 ):
     """Stylise CONTENT with one or more --style images.
 
-    Example: stylelab run photo.jpg --style starry.jpg --style-weight 10 -o out.png
+    \b
+    Examples:
+      stylelab run photo.jpg --style starry.jpg -o out.png
+      stylelab run photo.jpg -s a.jpg b.jpg --style-blend-weights 0.7 0.3 -o out.png
+      stylelab run photo.jpg -s starry.jpg -r gatys --steps 300 --size 384 -o out.png
+
+    Settings left out keep the recipe's (-r) values; [default recipe: ...] shows those of the recipe named default.
     """
     from .. import folders
     from ..engine import make_engine

@@ -3,59 +3,152 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
 from ..errors import StylelabError
-from .app import app, err, out, recipe_overrides, with_recipe_options
+from .app import CLUSTER, COMPARE, OPTIMISER, OUTPUT, RUNNING, app, err, out, recipe_overrides, with_recipe_options
 
 
 @app.command("sweep", no_args_is_help=True)
-@with_recipe_options
+@with_recipe_options(defaults=None)
 def sweep_command(
-    source: str = typer.Argument(..., help="An experiment .toml file, or a CONTENT image."),
-    styles: list[str] | None = typer.Option(None, "--styles", help="Style images or folders (replace the file's)."),
-    content: list[str] | None = typer.Option(None, "--content", help="Content image(s), replacing the file's."),
-    recipes: list[str] | None = typer.Option(None, "--recipes", help="Presets or recipe files to compare."),
-    set_: list[str] | None = typer.Option(
-        None, "--set", help="Vary a setting: KEY=V1,V2 (several --set: every combination; one value: set it)."
+    source: str = typer.Argument(
+        ..., help="An experiment .toml file, or a CONTENT image.", metavar="FILE.toml|CONTENT", rich_help_panel=COMPARE
     ),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Experiment folder (default ./experiments/NAME)."),
-    name: str | None = typer.Option(None, "--name", help="Experiment name (default: the file's or content's name)."),
-    batch: int | None = typer.Option(None, "--batch", min=1, help="At most N styles optimised together."),
-    redo: bool = typer.Option(False, "--redo", help="Run again finished runs whose settings changed."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and batches; run nothing."),
-    report: bool = typer.Option(False, "--report", help="Write report.html and report.pdf at the end."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    executor: str = typer.Option("local", "--executor", help="local (here, batch after batch) or ray (docs/ray.md)."),
+    styles: list[str] | None = typer.Option(
+        None,
+        "--styles",
+        help="Style images or folders (replace the file's).",
+        metavar="FILE|DIR...",
+        rich_help_panel=COMPARE,
+    ),
+    content: list[str] | None = typer.Option(
+        None, "--content", help="Content image(s), replacing the file's.", metavar="FILE...", rich_help_panel=COMPARE
+    ),
+    recipes: list[str] | None = typer.Option(
+        None, "--recipes", help="Presets or recipe files to compare.", metavar="NAME|FILE...", rich_help_panel=COMPARE
+    ),
+    set_: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Vary a setting: KEY=V1,V2 (several --set: every combination; one value: set it for every run).",
+        metavar="KEY=V1,V2...",
+        rich_help_panel=COMPARE,
+    ),
+    budget: float | None = typer.Option(
+        None,
+        "--budget",
+        help="Scale each recipe's own steps and snapshot interval (0.1: a tenth of each), where --steps gives "
+        "every recipe the same number.",
+        metavar="X",
+        rich_help_panel=OPTIMISER,
+    ),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Experiment folder (default ./experiments/NAME).",
+        metavar="DIR",
+        rich_help_panel=OUTPUT,
+    ),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        help="Experiment name (default: the file's or content's name).",
+        metavar="NAME",
+        rich_help_panel=OUTPUT,
+    ),
+    report: bool = typer.Option(
+        False, "--report", help="Write report.html and report.pdf at the end.", rich_help_panel=OUTPUT
+    ),
+    print_every: int | None = typer.Option(
+        None,
+        "--print-every",
+        help="Plain lines: one per finished run, and one every N steps of each run (default: bars in a terminal, "
+        "else a line per finished run).",
+        metavar="N",
+        rich_help_panel=OUTPUT,
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress.", rich_help_panel=OUTPUT),
+    batch: int | None = typer.Option(
+        None, "--batch", min=1, help="At most N styles optimised together.", metavar="N", rich_help_panel=RUNNING
+    ),
+    redo: bool = typer.Option(
+        False, "--redo", help="Run again finished runs whose settings changed.", rich_help_panel=RUNNING
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="List the runs and batches, with the real run's checks; run nothing.",
+        rich_help_panel=RUNNING,
+    ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="local (here, batch after batch) or ray (docs/ray.md).",
+        metavar="local|ray",
+        rich_help_panel=CLUSTER,
+    ),
     address: str | None = typer.Option(
-        None, "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray instance)."
+        None,
+        "--address",
+        help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray instance).",
+        metavar="ADDRESS",
+        rich_help_panel=CLUSTER,
     ),
     shared_dir: bool = typer.Option(
         False,
         "--shared-dir",
         help="Ray workers write run folders themselves (the folder is on a file system all nodes mount).",
+        rich_help_panel=CLUSTER,
     ),
     num_cpus: int | None = typer.Option(
-        None, "--num-cpus", min=1, help="CPUs of the local Ray instance (default: all)."
+        None,
+        "--num-cpus",
+        min=1,
+        help="CPUs of the local Ray instance (default: all).",
+        metavar="N",
+        rich_help_panel=CLUSTER,
     ),
     cpus_per_task: int | None = typer.Option(
         None,
         "--cpus-per-task",
         min=1,
         help="CPUs and torch threads per Ray task without a GPU (default: the CPUs shared among the tasks).",
+        metavar="N",
+        rich_help_panel=CLUSTER,
     ),
     gpus_per_task: float | None = typer.Option(
-        None, "--gpus-per-task", min=0, help="GPUs per Ray task (default 1 where the cluster has GPUs; 0: CPUs only)."
+        None,
+        "--gpus-per-task",
+        min=0,
+        help="GPUs per Ray task (default 1 where the cluster has GPUs; 0: CPUs only).",
+        metavar="X",
+        rich_help_panel=CLUSTER,
     ),
-    retries: int = typer.Option(2, "--retries", min=0, help="Times a failed Ray task is tried again."),
+    retries: int = typer.Option(
+        2, "--retries", min=0, help="Times a failed Ray task is tried again.", metavar="N", rich_help_panel=CLUSTER
+    ),
     **settings,
 ):
-    """Run content x styles x recipes x --set values into one experiment folder (resumable)."""
+    """Run content x styles x recipes x --set values into one experiment folder (resumable).
+
+    \b
+    Examples:
+      stylelab sweep photo.jpg --styles paintings/ --recipes default gatys --set style_weight=2,10
+      stylelab sweep examples/seed-study.toml --size 128 --budget 0.1 --report
+      stylelab sweep study.toml --dry-run
+
+    Settings left out keep each recipe's own values; a setting given here applies to every run.
+    """
     from .. import experiments, sweep
 
+    if print_every is not None and print_every < 1:
+        raise StylelabError(f"--print-every must be at least 1, not {print_every}")
     overrides = recipe_overrides(settings)
     grid = experiments.parse_set(set_)
     # One value is a setting for every run, not a dimension (so it does not lengthen the names).
@@ -63,7 +156,14 @@ def sweep_command(
     grid = {k: v for k, v in grid.items() if len(v) > 1}
     if source.endswith(".toml"):
         exp = experiments.load(
-            source, name=name, out=out_dir, settings=overrides, grid=grid, contents=content, styles=styles
+            source,
+            name=name,
+            out=out_dir,
+            settings=overrides,
+            grid=grid,
+            contents=content,
+            styles=styles,
+            budget=budget,
         )
     else:
         if not styles:
@@ -78,39 +178,56 @@ def sweep_command(
             settings=overrides,
             grid=grid,
             out=out_dir,
+            budget=budget,
         )
     folder = sweep.experiment_folder(exp, out_dir)
     specs = exp.plan()
+    runner = _sweep_executor(executor, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder)
+    todo = sweep.pending(specs, folder / "runs", redo)
     if dry_run:
-        # The same planning and checks as the real run, so the two agree on what would happen.
-        todo = sweep.pending(specs, folder / "runs", redo)
+        # The real run's planning and checks (run_sweep: pending, sweep_batches, check_sweep), so
+        # the two agree; a cluster's batches need its memory, so they are planned without it here.
         batches = sweep.sweep_batches(todo, batch)
-        sweep.check_sweep(folder, batches, local=executor == "local")
+        sweep.check_sweep(folder, batches, local=runner is None)
+        _note_unusual(exp)
         out.print(f"{folder}: {len(specs)} runs, {len(specs) - len(todo)} finished, {len(batches)} batches to run")
         for b in batches:
-            out.print(f"  batch of {len(b.runs)}: " + ", ".join(spec.name for spec in b.runs), highlight=False)
+            r = b.recipe
+            out.print(
+                f"  batch of {len(b.runs)} ({r.steps} steps, {r.size} px): " + ", ".join(spec.name for spec in b.runs),
+                highlight=False,
+            )
         return
-    from ..progress import SweepProgress
-
-    todo = sweep.pending(specs, folder / "runs", redo)
-    runner = _sweep_executor(executor, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder)
-    if runner is not None and todo:
+    if not todo:
+        err.print(f"{folder}: all {len(specs)} runs are finished; nothing to run", highlight=False)
+        _next(folder, report, quiet)
+        return
+    if runner is not None:
         runner.connect()  # before the experiment folder is written: an unreachable cluster costs nothing
         if not quiet:
             from ..ray_executor import describe
 
             err.print(describe(runner), highlight=False)
+    if not quiet:
+        _note_unusual(exp)
+    options = dict(out=folder, max_batch=batch, redo=redo, executor=runner)
     if quiet:
-        summary = sweep.run_sweep(exp, out=folder, max_batch=batch, redo=redo, executor=runner)
+        summary = sweep.run_sweep(exp, **options)
     else:
-        with SweepProgress(len(todo), description=f"{exp.name}: {len(todo)} runs") as bar:
+        from ..progress import SweepProgress
+
+        lines = print_every is not None or not sys.stderr.isatty()
+        with SweepProgress(
+            todo, description=f"{exp.name}: {len(todo)} runs", lines=lines, print_every=print_every
+        ) as progress:
             summary = sweep.run_sweep(
-                exp, out=folder, max_batch=batch, redo=redo, executor=runner, events=bar, on_run=bar.run_finished
+                exp, **options, events=progress, on_run=progress.run_finished, on_failed=progress.run_failed
             )
     done = len(summary.written)
     err.print(
         f"{folder}: {done} run(s) written in {summary.elapsed:.0f}s, {summary.skipped} already done"
-        + (f", {len(summary.diverged)} diverged (see their run.json)" if summary.diverged else "")
+        + (f", {len(summary.diverged)} diverged (see their run.json)" if summary.diverged else ""),
+        highlight=False,
     )
     if summary.interrupted:
         err.print(f"stopped with {summary.remaining} run(s) left; the same command continues")
@@ -120,13 +237,32 @@ def sweep_command(
     if summary.failed:
         err.print(f"{len(summary.failed)} run(s) failed; the same command tries them again")
         raise typer.Exit(1)
+    _next(folder, report, quiet)
+
+
+def _next(folder: Path, report: bool, quiet: bool) -> None:
     if report:
         from ..report import write_report
 
         paths = write_report(folder)
-        err.print("report: " + ", ".join(str(p) for p in paths))
+        err.print("report: " + ", ".join(str(p) for p in paths), highlight=False)
     elif not quiet:
-        err.print(f"next: stylelab report {folder}")
+        err.print(f"next: stylelab report {folder}", highlight=False)
+
+
+def _note_unusual(exp) -> None:
+    """Say which runs got a weight or step size far from their recipe's own (unusual.py)."""
+    from ..unusual import FACTOR, unusual_values
+
+    found = unusual_values(exp)
+    if found:
+        err.print(
+            f"note: {len(found)} value(s) more than {FACTOR:g}x from the recipe's own, in units that differ "
+            "by the recipe's loss convention: " + "; ".join(map(str, found)) + ". To compare like with like, "
+            "give each recipe its own value (inline recipes in an experiment file).",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _sweep_executor(kind, address, shared_dir, num_cpus, cpus_per_task, gpus_per_task, retries, folder):
