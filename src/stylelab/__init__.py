@@ -18,16 +18,17 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it, imported on first use.
 _LAZY = {
     "stylize": "api",
+    "Interrupted": "api",
     "Result": "engine",
     "StylelabError": "errors",
     "Recipe": "recipes",
     "load_recipe": "recipes",
 }
 
-__all__ = ["Recipe", "Result", "StylelabError", "__version__", "load_recipe", "stylize"]
+__all__ = ["Interrupted", "Recipe", "Result", "StylelabError", "__version__", "load_recipe", "stylize"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import stylize
+    from .api import Interrupted, stylize
     from .engine import Result
     from .errors import StylelabError
     from .recipes import Recipe, load_recipe
