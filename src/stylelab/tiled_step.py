@@ -228,11 +228,14 @@ def tiled_step(
         plan.own(plan.tiles[0], name)  # raises for a layer deeper than the plan's margin
     x = x.detach()
     dirs = _directions(objective, generator, directions)
-    with torch.enable_grad():
-        xv = x.clone().requires_grad_(True)
-        tv = losses.tv_term(xv, objective.normalization) if objective.tv_weight else x.new_zeros(1)
-        grad = torch.autograd.grad(objective.tv_weight * tv.sum(), xv)[0] if objective.tv_weight else None
-    grad = torch.zeros_like(x) if grad is None else grad
+    if objective.tv_weight:  # the whole image at once: a few image-sized temporaries, before any tile's
+        with torch.enable_grad():
+            xv = x.clone().requires_grad_(True)
+            tv = losses.tv_term(xv, objective.normalization)
+            grad = torch.autograd.grad(objective.tv_weight * tv.sum(), xv)[0]
+        del xv
+    else:
+        tv, grad = x.new_zeros(1), torch.zeros_like(x)
     if not layers:
         zero = x.new_zeros(1)
         return {"content": zero, "style": zero, "tv": tv.detach(), "total": objective.tv_weight * tv.detach()}, grad

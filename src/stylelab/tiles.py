@@ -32,8 +32,8 @@ one padded tile, at the per-pixel cost ``memory.py`` estimates for an untiled st
 L-BFGS's history is the part of the whole-image state that grows fastest: 20
 pairs (s, y) of float32 3xHxW vectors are 40 x 151 MB = 6.0 GB at 4096x3072,
 more than the rest of the step together. ``lbfgs_history`` bounds it to a share
-of the budget (at 4096x3072 within 6 GiB: 5 pairs, 1.5 GB); ``optimizers.LBFGS``
-already takes ``history=``. Storing the pairs in bf16 would halve them again but
+of the budget (within 6 GiB: all 20 pairs up to about 2650x2000, 8 pairs, 2.4 GB,
+at 4096x3072); ``optimizers.LBFGS`` already takes ``history=``. Storing the pairs in bf16 would halve them again but
 round the curvature pairs' dot products, which L-BFGS divides by; not done here.
 """
 
@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from .errors import MemoryLimitError
 from .layers import BY_NAME, depth, pools_before, resolve_all
 
-IMAGE_COPIES = 3  # whole-image float32 3xHxW tensors a step keeps besides the optimiser's: image, gradient, last good
+# Whole-image float32 3xHxW tensors a step holds besides the optimiser's: the image, the engine's last good
+# copy, the gradient and the next one being built (the caller's is alive until the step returns).
+IMAGE_COPIES = 4
 OPTIMIZER_VECTORS = {"adam": 5, "sgd": 2}  # state plus the update's temporaries (optimizers.py)
 LBFGS_EXTRA = 3  # previous image, previous gradient, the search direction
 HISTORY_SHARE = 0.4  # of a budget, the most that L-BFGS's history may take on a large image
@@ -198,35 +200,52 @@ def whole_image_bytes(recipe, height: int, width: int, history: int | None = Non
     return (IMAGE_COPIES + vectors) * image + targets
 
 
+def _tile_pixel_bytes(recipe) -> float:
+    """A padded tile's bytes per pixel: an untiled step's with a one-vector optimiser (the tile holds no state)."""
+    from .memory import image_bytes
+
+    return image_bytes(recipe.replace(optimizer="sgd"), 1024, 1024) / (1024 * 1024)
+
+
+def tiled_bytes(recipe, height: int, width: int, tile: int, *, history: int | None = None) -> int:
+    """The memory a tiled run needs (``memory.Estimate.total``'s counterpart for ``--tile``): the process,
+    the whole image's state (``whole_image_bytes``) and the largest padded tile's activations."""
+    from .memory import PROCESS_BYTES
+
+    plan = plan_tiles(height, width, tile, (*recipe.resolved_content_layers, *recipe.resolved_style_layers))
+    state = whole_image_bytes(recipe, height, width, history)
+    return PROCESS_BYTES + state + math.ceil(_tile_pixel_bytes(recipe) * plan.largest_padded)
+
+
 def auto_tile(recipe, height: int, width: int, budget_bytes: int, *, history: int | None = None) -> int:
     """The own tile side for ``--tile auto``: the largest whose padded tile fits beside the whole image's state.
 
     ``recipe`` (a ``recipes.Recipe``) gives the layers, the precision (bf16
     activations are half the bytes) and the optimiser; L-BFGS's history is
     ``history`` pairs, by default ``lbfgs_history`` of the budget. A tile's
-    activations cost what ``memory.pixels_that_fit`` says an untiled step's do,
-    less the optimiser's state, which a tile does not hold. Returns
-    ``max(height, width)`` (one tile: untiled) when the whole image fits.
+    activations cost what ``memory.image_bytes`` says an untiled step's do per
+    pixel, less the optimiser's state, which a tile does not hold. Returns
+    ``max(height, width)`` (one tile: untiled) when the whole image fits; then
+    ``tiled_bytes(recipe, height, width, side) <= budget_bytes``.
 
     Raises:
         MemoryLimitError: not even a tile of the network's stride fits.
     """
-    from .memory import PROCESS_BYTES, pixels_that_fit
+    from .memory import PROCESS_BYTES
 
     if recipe.optimizer == "lbfgs" and history is None:
         history = lbfgs_history(height, width, budget_bytes)
-    left = budget_bytes - PROCESS_BYTES - whole_image_bytes(recipe, height, width, history)
-    names = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
-    stride, margin = total_stride(names), margin_for(names)
-    # A tile's per-pixel cost: an untiled step's with a one-vector optimiser (the tile's input and its gradient).
-    padded = pixels_that_fit(recipe.replace(optimizer="sgd"), max(left, 0)) if left > 0 else 0
+    state = PROCESS_BYTES + whole_image_bytes(recipe, height, width, history)
+    padded = max(0, budget_bytes - state) / _tile_pixel_bytes(recipe)
     if padded >= height * width:
         return max(height, width)
-    side = (math.isqrt(padded) - 2 * margin) // stride * stride
+    names = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    stride, margin = total_stride(names), margin_for(names)
+    # A square padded tile; interior tiles are the largest (own side rounded up to the stride, plus two margins).
+    side = (math.isqrt(int(padded)) - 2 * margin - stride) // stride * stride
     if side < stride:
-        need = (PROCESS_BYTES + whole_image_bytes(recipe, height, width, history)) / 2**30
         raise MemoryLimitError(
             f"a {width}x{height} image does not fit in {budget_bytes / 2**30:.1f} GiB even in tiles "
-            f"(its own state needs about {need:.1f} GiB): lower --size"
+            f"(its own state needs about {state / 2**30:.1f} GiB): lower --size"
         )
     return side

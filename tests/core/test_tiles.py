@@ -359,17 +359,16 @@ def test_no_seams_along_tile_borders():
 def test_auto_tile_fits_the_budget_and_shrinks_with_it():
     recipe = Recipe(precision="bf16")
     assert tiles.auto_tile(recipe, 384, 512, 24 << 30) == 512  # fits whole: one tile
-    from stylelab.memory import PROCESS_BYTES, image_bytes
-
+    layers = (*recipe.resolved_style_layers, *recipe.resolved_content_layers)
     sides = []
     for gib in (6, 4, 3):
         budget = gib << 30
         side = tiles.auto_tile(recipe, 3072, 4096, budget)
-        plan = tiles.plan_tiles(3072, 4096, side, recipe.resolved_style_layers + recipe.resolved_content_layers)
         history = tiles.lbfgs_history(3072, 4096, budget)
-        per_pixel = image_bytes(recipe.replace(optimizer="sgd"), 1024, 1024) / 2**20
-        need = PROCESS_BYTES + tiles.whole_image_bytes(recipe, 3072, 4096, history) + per_pixel * plan.largest_padded
-        assert len(plan.tiles) > 1 and need <= budget, (gib, side, need / 2**30)
+        need = tiles.tiled_bytes(recipe, 3072, 4096, side, history=history)
+        assert len(tiles.plan_tiles(3072, 4096, side, layers).tiles) > 1 and need <= budget, (gib, side, need)
+        # Nearly the largest: two strides more would take 90% of the budget or more.
+        assert tiles.tiled_bytes(recipe, 3072, 4096, side + 2 * 16, history=history) > 0.9 * budget
         sides.append(side)
     assert sides == sorted(sides, reverse=True) and sides[0] > sides[-1]
     with pytest.raises(MemoryLimitError, match="even in tiles"):
