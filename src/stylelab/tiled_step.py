@@ -178,6 +178,20 @@ def _weights(objective: TiledObjective, plan: TilePlan) -> list:
     return out
 
 
+def _check(objective: TiledObjective, plan: TilePlan) -> None:
+    """Content targets and masks must be the whole image's at their layers, and the plan deep enough for them."""
+    for name in objective.layers:
+        plan.own(plan.tiles[0], name)  # raises for a layer deeper than the plan's
+    named = [(f"the content target at {t.layer}", t.layer, t.target) for t in objective.content]
+    named += [(f"the mask at {t.layer}", t.layer, t.mask) for t in objective.style if t.mask is not None]
+    for what, layer, tensor in named:
+        if tensor.dim() != 4 or tensor.shape[0] != 1 or tuple(tensor.shape[2:]) != plan.feature_hw(layer):
+            raise ValueError(
+                f"{what} is {tuple(tensor.shape)}; the whole {plan.height}x{plan.width} image's at {layer} is "
+                f"(1, C, {', '.join(map(str, plan.feature_hw(layer)))})"
+            )
+
+
 def _forward(net, crop: torch.Tensor, layers, autocast, objective, plan, tile, dirs) -> list[tuple]:
     """One padded tile through the network: its own sums (with a graph when autograd is on)."""
     crops = _Crops(plan, tile, layers)
@@ -223,9 +237,8 @@ def tiled_step(
     """
     if x.dim() != 4 or x.shape[0] != 1 or tuple(x.shape[2:]) != (plan.height, plan.width):
         raise ValueError(f"tiled_step takes one image of the plan's size (1, 3, {plan.height}, {plan.width})")
+    _check(objective, plan)
     layers = objective.layers
-    for name in layers:
-        plan.own(plan.tiles[0], name)  # raises for a layer deeper than the plan's margin
     x = x.detach()
     dirs = _directions(objective, generator, directions)
     if objective.tv_weight:  # the whole image at once: a few image-sized temporaries, before any tile's

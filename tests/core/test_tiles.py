@@ -252,11 +252,17 @@ def test_default_layers_are_exact_in_float32():
     assert_same(terms, grad, want_terms, want_grad, rel=1e-5)  # float32 itself is 6e-4 off float64 here
 
 
-def test_a_batch_of_more_than_one_image_is_refused(net64, images64):
+def test_wrong_sizes_are_refused(net64, images64):
     x, content, style = (t[..., :48, :40] for t in images64)
     obj = ts.TiledObjective.from_objective(objective(net64, content, style))
+    plan = tiles.plan_tiles(48, 40, 16, obj.layers)
     with pytest.raises(ValueError, match="one image"):
-        ts.tiled_step(net64, x.repeat(2, 1, 1, 1), tiles.plan_tiles(48, 40, 16, obj.layers), obj)
+        ts.tiled_step(net64, x.repeat(2, 1, 1, 1), plan, obj)
+    smaller = ts.TiledObjective.from_objective(objective(net64, content[..., :40, :32], style))
+    with pytest.raises(ValueError, match="content target at conv3_1"):
+        ts.tiled_step(net64, x, plan, smaller)
+    with pytest.raises(ValueError, match="deeper"):
+        ts.tiled_step(net64, x, tiles.plan_tiles(48, 40, 16, ["relu2_1"]), obj)
 
 
 # ------------------------------------------------------------------ optimisation: every optimiser, no seams
