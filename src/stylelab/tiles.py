@@ -185,7 +185,9 @@ def lbfgs_history(height: int, width: int, budget_bytes: int, *, most: int = 20,
 
     The pairs may take ``HISTORY_SHARE`` of the budget: 20 (the default) up to
     about 2400x1800 in 6 GiB, 5 at 4096x3072. ``least`` pairs at the very least
-    (fewer is barely L-BFGS).
+    (fewer is barely L-BFGS). Measured (tubingen/starry_night at 256 px, 150
+    steps, bf16): final total loss 0.680 with 20 pairs, 0.679 with 8, 0.681 with
+    5, 0.702 with 3.
     """
     pair = 2 * 3 * height * width * 4  # s and y, float32
     return max(least, min(most, int(budget_bytes * HISTORY_SHARE // pair)))
