@@ -1,11 +1,14 @@
 """The objective of a tiled step, and its loss from the whole image's sums (``tiled_step``).
 
-``TiledObjective`` holds the terms of ``losses.Objective`` and of ``style_losses``
-(kinds, regions); ``WholeLoss`` turns the whole image's sums, added up over the
+``TiledObjective`` holds the terms of ``objective.Objective`` (content layers,
+style regions of any ``style_losses`` kind, TV, temporal), made from one with
+``from_objective``; ``WholeLoss`` turns the whole image's sums, added up over the
 tiles by pass 1, into the loss terms and into dL/dS, what pass 2 backpropagates
 through each tile. The formulas are those of the untiled code, from sums:
-``losses.content_term``, ``losses.style_term`` and ``style_losses.loss`` (the
-exactness tests in tests/core/test_tiles.py hold them to it).
+``losses.content_term``, ``losses.style_term`` and ``style_losses.loss``, combined
+as ``objective.Objective`` combines them (the exactness tests in
+tests/core/test_tiles.py hold them to it). TV and temporal terms are cheap and
+are taken on the whole image at once (``tiled_step``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import torch
 from . import losses
 from . import style_losses as sl
 from .layers import resolve
+from .objective import Objective, TemporalTarget
+from .recipes import NORMALIZATIONS
+from .terms import TOTAL
 
 SWD_CHUNK = 2**24  # projected values sorted at a time (directions x pixels): bounds the sort's int64 indices
 
@@ -38,6 +44,7 @@ class StyleTerm:
     ``mask``: the region's weights for the whole image at the layer's resolution
     (``guides.to_layer``), (1, 1, h, w), or None for the whole image.
     ``n_directions``: swd's directions (default: the layer's channels).
+    ``region``: which of ``TiledObjective.shares`` the term belongs to (a style set).
     """
 
     layer: str
@@ -46,15 +53,19 @@ class StyleTerm:
     weight: float = 1.0
     mask: torch.Tensor | None = None
     n_directions: int | None = None
+    region: int = 0
 
 
 @dataclass
 class TiledObjective:
-    """The terms of ``losses.Objective`` (and ``style_losses``' kinds and regions), for ``tiled_step``.
+    """The terms of ``objective.Objective``, for ``tiled_step``.
 
-    Content and style are combined as ``losses.Objective`` combines its layers:
-    the terms' weighted sum, divided by the weights' sum under ``stylelab`` and by
-    their count under ``family-b``. Several regions at one layer are several style terms.
+    Layers are combined as ``Objective`` combines them: within content, and within
+    each style region, the terms' weighted sum, divided by the weights' sum under
+    ``stylelab`` and by their count under ``family-b``; each region's style term is
+    scaled by its share of the image (``shares[region]``, a float or a (1,)
+    tensor) and the regions' terms are added. ``temporal``: a video frame's target
+    (``objective.TemporalTarget``), whose term is reported whenever it is given.
     """
 
     content: Sequence[ContentTerm]
@@ -63,34 +74,60 @@ class TiledObjective:
     style_weight: float = 1.0
     tv_weight: float = 0.0
     normalization: str = "stylelab"
+    shares: Sequence = (1.0,)
+    temporal: TemporalTarget | None = None
+    temporal_weight: float = 0.0
     _powers: list = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self):
-        if self.normalization not in losses.NORMALIZATIONS:
+        if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {self.normalization!r}")
         self.content = [ContentTerm(resolve(t.layer), t.target, t.weight) for t in self.content]
         self.style = [
-            StyleTerm(resolve(t.layer), t.target, sl.check_kind(t.kind), t.weight, t.mask, t.n_directions)
+            StyleTerm(resolve(t.layer), t.target, sl.check_kind(t.kind), t.weight, t.mask, t.n_directions, t.region)
             for t in self.style
         ]
+        self.shares = tuple(self.shares)
         for t in self.style:
             if t.kind == "gram" and t.target.normalization != self.normalization:
                 raise ValueError(f"the gram target at {t.layer} was made under {t.target.normalization}")
+            if not 0 <= t.region < len(self.shares):
+                raise ValueError(f"the style term at {t.layer} is in region {t.region}; there are {len(self.shares)}")
         self._powers = [losses.content_power(t.target) for t in self.content]
 
     @classmethod
-    def from_objective(cls, objective: losses.Objective) -> TiledObjective:
-        """The same objective as a ``losses.Objective`` (Gram style targets, no regions)."""
-        norm = objective.normalization
-        content = [
-            ContentTerm(k, objective.content_targets[k], w)
-            for k, w in zip(objective.content_layers, objective.content_layer_weights)
-        ]
-        style = [
-            StyleTerm(k, sl.GramStats(t, norm), "gram", w)
-            for (k, t), w in zip(objective.style_targets.items(), objective.style_layer_weights)
-        ]
-        return cls(content, style, objective.content_weight, objective.style_weight, objective.tv_weight, norm)
+    def from_objective(cls, objective: Objective) -> TiledObjective:
+        """The same terms as ``objective`` (an ``objective.Objective`` of one image, its content targets set).
+
+        The style terms go region by region, layer by layer: the order in which
+        the untiled objective draws swd's directions from its generator, so that a
+        tiled step given the same generator draws the same ones.
+
+        Raises:
+            ValueError: content layers without content targets (a tiled step cannot take
+            them off its own forward pass: no pass sees the whole image).
+        """
+        norm, w = objective.normalization, objective.weights
+        missing = [k for k in objective.content_layers if k not in objective.content_targets]
+        if missing:
+            raise ValueError(f"a tiled step needs the content targets at {', '.join(missing)} (tiled_features)")
+        targets = objective.content_targets
+        content = [ContentTerm(k, targets[k], lw) for k, lw in zip(objective.content_layers, w.content_layers)]
+        style, shares = [], []
+        if objective.style_layers:
+            for r, region in enumerate(objective.regions):
+                shares.append(region.share)
+                for k, lw in zip(objective.style_layers, w.style_layers):
+                    mask = None if region.guides is None else region.guides[k]
+                    style.append(StyleTerm(k, region.targets[k], objective.kind, lw, mask, objective.swd_directions, r))
+        return cls(content, style, w.content, w.style, w.tv, norm, shares or (1.0,), objective.temporal, w.temporal)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The names of the terms a step reports, as ``Objective.terms``."""
+        from .terms import term_names
+
+        return term_names(self.temporal is not None)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -182,16 +219,29 @@ class WholeLoss:
                 else:
                     self.values.append(_swd(t.target, s[0].detach().flatten(2), w, d))
 
-    def terms(self, tv: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[tuple]]:
-        """The named terms (as ``losses.Objective``'s) and dL/dS for each term's sums."""
+    def terms(
+        self, tv: torch.Tensor, temporal: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], list[tuple]]:
+        """The named terms (as ``objective.Objective``'s, ``total`` last) and dL/dS for each term's sums.
+
+        ``tv``, ``temporal``: the whole image's terms, taken directly (temporal: only with a target).
+        """
         o, norm = self.objective, self.objective.normalization
         leaves = [v.detach().requires_grad_(True) for v in self.values]
         n = len(o.content)
         zero = tv.new_zeros(tv.shape)
         with torch.enable_grad():
             content = losses._weighted(leaves[:n], [t.weight for t in o.content], norm) if n else zero
-            style = losses._weighted(leaves[n:], [t.weight for t in o.style], norm) if o.style else zero
+            style = None
+            for r, share in enumerate(o.shares):
+                mine = [(leaf, t.weight) for leaf, t in zip(leaves[n:], o.style) if t.region == r]
+                if mine:
+                    term = losses._weighted([a for a, _ in mine], [b for _, b in mine], norm) * share
+                    style = term if style is None else style + term
+            style = zero if style is None else style
             total = o.content_weight * content + o.style_weight * style + o.tv_weight * tv
+            if temporal is not None:
+                total = total + o.temporal_weight * temporal
             coefficients = torch.autograd.grad(total.sum(), leaves, allow_unused=True) if leaves else []
         grads = []
         for i, (value, sums, c) in enumerate(zip(self.values, self.sums, coefficients)):
@@ -204,5 +254,8 @@ class WholeLoss:
             else:
                 g = torch.autograd.grad(value, sums, c, allow_unused=True)
                 grads.append(tuple(torch.zeros_like(s) if d is None else d for s, d in zip(sums, g)))
-        named = {"content": content.detach(), "style": style.detach(), "tv": tv.detach(), "total": total.detach()}
+        named = {"content": content.detach(), "style": style.detach(), "tv": tv.detach()}
+        if temporal is not None:
+            named["temporal"] = temporal.detach()
+        named[TOTAL] = total.detach()
         return named, grads

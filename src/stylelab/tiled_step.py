@@ -16,8 +16,8 @@ graph on the sums alone. Pass 2 runs each tile with autograd and backpropagates
 tiles of this surrogate's gradient, scattered into each tile's padded region
 (the margins carry the gradient of the features near the tile's edge). The last
 tile of pass 1 keeps its graph and goes first in pass 2: one forward pass fewer,
-and a single tile costs what an untiled step does. TV is cheap and is computed
-on the whole image directly.
+and a single tile costs what an untiled step does. TV and the temporal term
+(video frames) are cheap and are computed on the whole image directly.
 
 ``swd`` is not a sum, but its statistics are per pixel: each direction's
 projections of the whole image's features, (K, h w) values per layer, are
@@ -41,7 +41,9 @@ import torch
 
 from . import losses
 from . import style_losses as sl
-from .layers import BY_NAME, resolve
+from .layers import resolve
+from .objective import temporal_term
+from .terms import TOTAL
 from .tile_losses import ContentTerm, StyleTerm, TiledObjective, WholeLoss
 from .tiles import TilePlan
 
@@ -156,7 +158,8 @@ def _directions(objective: TiledObjective, generator, directions) -> list:
         elif generator is None:
             raise ValueError("an swd style term needs generator= (new directions each step) or directions=")
         else:
-            out.append(sl.random_directions(BY_NAME[t.layer].channels, t.n_directions, generator))
+            # The target's channels, not VGG19's: the stand-in network (features.py) has fewer.
+            out.append(sl.random_directions(t.target.values.shape[1], t.n_directions, generator))
     return out
 
 
@@ -233,7 +236,8 @@ def tiled_step(
     unless ``directions`` (one per style term, None for the others) are given.
 
     Returns:
-        ({"content", "style", "tv", "total"}: (1,) each, as ``losses.Objective``'s), gradient (1, 3, H, W).
+        ({"content", "style", "tv", ["temporal",] "total"}: (1,) each, as ``objective.Objective``'s),
+        gradient (1, 3, H, W).
     """
     if x.dim() != 4 or x.shape[0] != 1 or tuple(x.shape[2:]) != (plan.height, plan.width):
         raise ValueError(f"tiled_step takes one image of the plan's size (1, 3, {plan.height}, {plan.width})")
@@ -241,17 +245,14 @@ def tiled_step(
     layers = objective.layers
     x = x.detach()
     dirs = _directions(objective, generator, directions)
-    if objective.tv_weight:  # the whole image at once: a few image-sized temporaries, before any tile's
-        with torch.enable_grad():
-            xv = x.clone().requires_grad_(True)
-            tv = losses.tv_term(xv, objective.normalization)
-            grad = torch.autograd.grad(objective.tv_weight * tv.sum(), xv)[0]
-        del xv
-    else:
-        tv, grad = x.new_zeros(1), torch.zeros_like(x)
+    tv, temporal, grad = _whole_image_terms(objective, x)
     if not layers:
         zero = x.new_zeros(1)
-        return {"content": zero, "style": zero, "tv": tv.detach(), "total": objective.tv_weight * tv.detach()}, grad
+        terms = {"content": zero, "style": zero, "tv": tv}
+        total = objective.tv_weight * tv
+        if temporal is not None:
+            terms["temporal"], total = temporal, total + objective.temporal_weight * temporal
+        return {**terms, TOTAL: total}, grad
 
     # Pass 1: the whole image's sums (swd: its projections). The last tile keeps its graph for pass 2.
     n = len(objective.content)
@@ -281,7 +282,7 @@ def tiled_step(
         own = None
 
     # The loss on the sums, and what each tile's sums owe it.
-    terms, d_sums = WholeLoss(objective, totals, _weights(objective, plan), dirs).terms(tv.detach())
+    terms, d_sums = WholeLoss(objective, totals, _weights(objective, plan), dirs).terms(tv, temporal)
     del totals
 
     # Pass 2: each tile's share of the gradient (the last tile's graph first, while it is alive).
@@ -300,6 +301,27 @@ def tiled_step(
                 grad[:, :, rows, cols] += torch.autograd.grad(surrogate, crop)[0]
         surrogate = crop = None
     return terms, grad
+
+
+def _whole_image_terms(objective: TiledObjective, x: torch.Tensor):
+    """TV and the temporal term on the whole image at once, and their gradient (the step's start).
+
+    A few image-sized temporaries, freed before any tile's activations exist.
+    Returns (tv (1,), temporal (1,) or None, gradient (1, 3, H, W)).
+    """
+    temporal = None
+    if not objective.tv_weight and objective.temporal is None:
+        return x.new_zeros(1), None, torch.zeros_like(x)
+    with torch.enable_grad():
+        xv = x.clone().requires_grad_(True)
+        tv = losses.tv_term(xv, objective.normalization) if objective.tv_weight else xv.new_zeros(1)
+        weighted = objective.tv_weight * tv
+        if objective.temporal is not None:
+            temporal = temporal_term(xv, objective.temporal)
+            weighted = weighted + objective.temporal_weight * temporal
+        grad = torch.autograd.grad(weighted.sum(), xv, allow_unused=True)[0] if weighted.requires_grad else None
+    grad = torch.zeros_like(x) if grad is None else grad
+    return tv.detach(), None if temporal is None else temporal.detach(), grad
 
 
 def tiled_features(net, image: torch.Tensor, plan: TilePlan, layers: Sequence[str], *, autocast=None) -> dict:

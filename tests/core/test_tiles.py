@@ -21,6 +21,7 @@ from stylelab import style_losses as sl
 from stylelab import tiled_step as ts
 from stylelab.errors import MemoryLimitError
 from stylelab.layers import LAYERS, feature_shape
+from stylelab.objective import Objective, StyleRegion, TemporalTarget, Weights
 from stylelab.recipes import Recipe
 
 STYLE = ("relu1_1", "relu2_1", "relu3_1")
@@ -51,7 +52,7 @@ def images64():
 def objective(net, content, style, norm="stylelab", tv=0.3):
     with torch.no_grad():
         ct, st = net(content, CONTENT), net(style, STYLE)
-    return losses.Objective(
+    return Objective.from_grams(
         {k: ct[k] for k in CONTENT},
         {k: losses.gram_matrix(st[k], norm) for k in STYLE},
         content_layer_weights=[1.0],
@@ -63,9 +64,11 @@ def objective(net, content, style, norm="stylelab", tv=0.3):
     )
 
 
-def untiled(net, obj: losses.Objective, x):
+def untiled(net, obj: Objective, x):
     xv = x.clone().requires_grad_(True)
-    terms = obj(net(xv, obj.layers), xv)
+    tap = obj.tap()  # the engine's own path: Grams taken off the forward pass where they serve
+    feats = net(xv, obj.layers, tap=tap)
+    terms = obj(feats, xv, tap.grams if tap is not None else None)
     return {k: v.detach() for k, v in terms.items()}, torch.autograd.grad(terms["total"].sum(), xv)[0]
 
 
@@ -165,38 +168,63 @@ def test_a_margin_one_stride_short_is_not_exact(net64, images64):
 @pytest.mark.parametrize("kind", sl.STYLE_LOSSES)
 @pytest.mark.parametrize("masked", [False, True])
 def test_regions_and_every_style_loss_are_exact(net64, images64, kind, masked):
-    """Masks cropped with the tiles, moments summed, swd's projections gathered: as ``style_losses.loss`` untiled."""
+    """``objective.Objective`` with regions (masks cropped with the tiles, each region's share), moments summed,
+    swd's projections gathered, and its directions drawn from the same generator in the same order."""
     h, w = 100, 75
     x, content, style = (t[..., :h, :w] for t in images64)
     mask = torch.zeros(1, 1, h, w, dtype=torch.float64)
     mask[..., 20:70, 9:61] = 1.0
     mask[..., 30:41, :] = 0.5  # soft, and crossing tile borders
-    gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         ct, st = net64(content, CONTENT), net64(style, STYLE)
-    dirs = [sl.random_directions(st[k].shape[1], 7, gen) if kind == "swd" else None for k in STYLE]
-    terms = [
-        ts.StyleTerm(k, sl.stats(kind, st[k]), kind, lw, guides.to_layer(mask, k) if masked else None, 7)
-        for k, lw in zip(STYLE, (1.0, 2.0, 0.5))
-    ]
-    if masked:  # a second region at one layer: the background, against the same target
+        st2 = net64(style.flip(-1)[..., :48, :40], STYLE)
+    targets = {k: sl.stats(kind, st[k]) for k in STYLE}
+    if masked:  # two regions: the mask, and the background against another target
         back = guides.background(mask)
-        terms.append(ts.StyleTerm("relu2_1", terms[1].target, kind, 1.5, guides.to_layer(back, "relu2_1")))
-        dirs.append(dirs[1])
-    obj = ts.TiledObjective([ts.ContentTerm("conv3_1", ct["conv3_1"])], terms, 1.0, 5.0, 0.3)
+        regions = [
+            StyleRegion(targets, guides.to_layers(mask, STYLE), mask.mean(dim=(1, 2, 3))),
+            StyleRegion({k: sl.stats(kind, st2[k]) for k in STYLE}, guides.to_layers(back, STYLE), back.mean()),
+        ]
+    else:
+        regions = [StyleRegion(targets)]
+    weights = Weights(1.0, 5.0, 0.3, 0.0, [1.0], [1.0, 2.0, 0.5])
 
-    xv = x.clone().requires_grad_(True)
-    feats = net64(xv, obj.layers)
-    per = [sl.loss(kind, feats[t.layer], t.target, t.mask, directions=d) for t, d in zip(terms, dirs)]
-    style_value = losses._weighted(per, [t.weight for t in terms], "stylelab")
-    content_value = losses.content_term(feats["conv3_1"], ct["conv3_1"])
-    total = content_value + 5.0 * style_value + 0.3 * losses.tv_term(xv)
-    want_grad = torch.autograd.grad(total.sum(), xv)[0]
+    def make(seed):
+        gen = torch.Generator().manual_seed(seed) if kind == "swd" else None
+        return Objective(
+            CONTENT, STYLE, regions, weights, kind=kind, content_targets=dict(ct), generator=gen, swd_directions=7
+        )
 
+    want_terms, want_grad = untiled(net64, make(1), x)
+    obj = make(1)
     plan = tiles.plan_tiles(h, w, 32, obj.layers)
-    got, grad = ts.tiled_step(net64, x, plan, obj, directions=dirs)
-    want = {"content": content_value.detach(), "style": style_value.detach(), "total": total.detach()}
-    assert_same(got, grad, want, want_grad)
+    assert len(plan.tiles) >= 6
+    got, grad = ts.tiled_step(net64, x, plan, ts.TiledObjective.from_objective(obj), generator=obj.generator)
+    assert list(got) == list(want_terms) == ["content", "style", "tv", "total"]
+    assert_same(got, grad, want_terms, want_grad)
+
+
+@pytest.mark.parametrize("norm", losses.NORMALIZATIONS)
+def test_the_temporal_term_is_exact(net64, images64, norm):
+    """A video frame's temporal term (whole image, like TV) beside content and style, under each normalisation."""
+    h, w = 96, 80
+    x, content, style = (t[..., :h, :w] for t in images64)
+    obj = objective(net64, content, style, norm)
+    obj.weights.temporal = 2.5
+    obj.temporal = TemporalTarget(content.flip(-1), rand(1, 1, h, w, seed=7))
+    want_terms, want_grad = untiled(net64, obj, x)
+    plan = tiles.plan_tiles(h, w, 32, obj.layers)
+    got, grad = ts.tiled_step(net64, x, plan, ts.TiledObjective.from_objective(obj))
+    assert list(got) == list(want_terms) == ["content", "style", "tv", "temporal", "total"]
+    assert want_terms["temporal"] > 0
+    assert_same(got, grad, want_terms, want_grad)
+
+
+def test_an_objective_without_content_targets_is_refused(net64, images64):
+    obj = objective(net64, *images64[1:])
+    obj.content_targets = {}
+    with pytest.raises(ValueError, match="content targets at conv3_1"):
+        ts.TiledObjective.from_objective(obj)
 
 
 def test_swd_draws_its_directions_from_the_generator(net64, images64):
@@ -236,7 +264,7 @@ def test_default_layers_are_exact_in_float32():
     x, content, style = rand(1, 3, 288, 256, dtype=torch.float32), rand(1, 3, 288, 256, seed=1), rand(1, 3, 96, 96)
     with torch.no_grad():
         ct, st = net(content.float(), DEFAULT_CONTENT), net(style.float(), DEFAULT_STYLE)
-    obj = losses.Objective(
+    obj = Objective.from_grams(
         dict(ct),
         {k: losses.gram_matrix(st[k]) for k in DEFAULT_STYLE},
         content_layer_weights=[1.0],
@@ -326,7 +354,7 @@ def test_no_seams_along_tile_borders():
     def objective_for(c):
         with torch.no_grad():
             ct = net(c, CONTENT)
-        obj = losses.Objective(
+        obj = Objective.from_grams(
             dict(ct), grams, content_layer_weights=[1.0], style_layer_weights=[1.0] * 3,
             content_weight=1.0, style_weight=20.0, tv_weight=0.0,
         )  # fmt: skip
@@ -393,6 +421,7 @@ import json, sys, torch
 torch.set_num_threads(1)
 from stylelab import losses, tiles, vgg
 from stylelab import tiled_step as ts
+from stylelab.objective import Objective
 style, content = {style!r}, {content!r}
 net = vgg.build(style + content, "caffe")
 g = torch.Generator().manual_seed(0)
@@ -401,8 +430,8 @@ with torch.no_grad():
     st = net(torch.rand(1, 3, 64, 64, generator=g), style)
 plan = tiles.plan_tiles(512, 512, 128, style + content)
 ct = ts.tiled_features(net, x, plan, content)
-obj = losses.Objective(ct, {{k: losses.gram_matrix(st[k]) for k in style}}, content_layer_weights=[1.0],
-                       style_layer_weights=[1.0] * len(style), content_weight=1.0, style_weight=1.0, tv_weight=1.0)
+obj = Objective.from_grams(ct, {{k: losses.gram_matrix(st[k]) for k in style}}, content_layer_weights=[1.0],
+                           style_layer_weights=[1.0] * len(style), content_weight=1.0, style_weight=1.0, tv_weight=1.0)
 tobj = ts.TiledObjective.from_objective(obj)
 tobj_small = ts.TiledObjective([], tobj.style, tv_weight=1.0)
 def status(key):
