@@ -40,6 +40,7 @@ from .targets import StyleCache, build_objective
 from .task import Task
 
 NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
+SNAPSHOT_SIDE = 1024  # a print's snapshots (tiled runs): the whole image, its longest side this many pixels
 NETWORK_FIELDS = ("device", "weights", "pooling", "precision")  # the recipe fields an Engine is made for
 
 __all__ = ["Engine", "EngineCache", "Result", "resolve_device", "scale_sizes", "stylize_batch", "stylize_one"]
@@ -192,6 +193,7 @@ class Engine:
         torch.manual_seed(recipe.seed)
         generator = torch.Generator().manual_seed(recipe.seed) if recipe.style_loss == "swd" else None
         sizes = scale_sizes(recipe.size, recipe.scales)
+        tiling = plan.tiling(batch)  # a print: its scales tiled where they do not fit whole
         terms = _terms(items)
         run = BatchRun(recipe, batch, recipe.steps * len(sizes), sinks, stop, self.device, terms, preview)
         meter = PeakMeter(self.device)
@@ -203,6 +205,7 @@ class Engine:
                 img = color.recombine(img, items[i].content_original)
             return img
 
+        shown = finish if tiling is None else _downscaled(finish)
         for i, it in enumerate(items):
             run.emit(Started(batch[i], recipe, run.total, it.size, str(self.device), plan.labels[batch[i]], terms))
         x = None
@@ -215,9 +218,13 @@ class Engine:
                     x = init_image(items, recipe, size, self.device)
                 else:
                     x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
+                # The coarse scales of a print run whole where they fit, the fine ones tiled.
+                tiles = None if tiling is None else tiling.plan(recipe, size[1], size[0])
                 # The first scale starting from the content images reads the content targets
-                # off its first step (x == content there): one forward pass saved.
+                # off its first step (x == content there): one forward pass saved. Not tiled:
+                # no tile's pass sees the whole image.
                 at_content = scale == 0 and recipe.init == "content" and all(it.init is None for it in items)
+                at_content = at_content and tiles is None
                 objective = build_objective(
                     net,
                     items,
@@ -229,10 +236,16 @@ class Engine:
                     (recipe.style_loss, recipe.normalization, recipe.resolved_style_layers, self.precision),
                     content=not at_content,
                     generator=generator,
+                    tiles=tiles,
+                    style_tile=None if tiling is None else tiling.style_tile,
                 )
                 if scale == 0 and recipe.save_every:
-                    run.snapshots(x, finish)  # the start image, just before step 1 starts
-                x = run_scale(run, net, objective, x, recipe.steps, scale, self.autocast, finish)
+                    run.snapshots(x, shown)  # the start image, just before step 1 starts
+                history = None if tiling is None else tiling.history
+                x = run_scale(
+                    run, net, objective, x, recipe.steps, scale, self.autocast, shown, tiles=tiles, history=history
+                )
+                objective = None
         except KeyboardInterrupt:
             run.end_all("interrupted", "interrupted")
         except BaseException as exc:
@@ -271,7 +284,8 @@ class Engine:
             results.append(res)
             if res.status == "done":
                 if recipe.save_every and run.sink_error is None:
-                    run.emit(Snapshot(run.items[i], run.step, img.convert("RGB"), res.losses))
+                    shot = img.convert("RGB") if plan.tiling(run.items) is None else _thumbnail(img.convert("RGB"))
+                    run.emit(Snapshot(run.items[i], run.step, shot, res.losses))
                 if run.status[i] == "done":
                     run.emit_ending(Done(run.items[i], res))
                     continue
@@ -312,6 +326,23 @@ def _terms(items: list[Item]) -> tuple[str, ...]:
     from .terms import term_names
 
     return term_names(any(it.task.temporal is not None for it in items))
+
+
+def _thumbnail(img: Image.Image) -> Image.Image:
+    """A print's snapshot: the whole image, its longest side at most ``SNAPSHOT_SIDE`` (the result stays full size)."""
+    side = SNAPSHOT_SIDE
+    if max(img.size) <= side:
+        return img
+    return img.resize(images.fitted_size(img.size, side), images.RESAMPLE)
+
+
+def _downscaled(finish):
+    """``finish`` (tensor -> picture), then ``_thumbnail``: what a print's snapshots and previews show."""
+
+    def shown(x: torch.Tensor, i: int) -> Image.Image:
+        return _thumbnail(finish(x, i))
+
+    return shown
 
 
 def _autocast(precision_name: str, device: torch.device):

@@ -17,17 +17,24 @@ process after loading the network was, against this estimate:
 
 It is used three ways: a run is refused before it starts when it would not fit
 (``check_fits``), a sweep sizes its batches with it, and tiling (prints larger
-than memory) picks its tile size with it.
+than memory, ``--tile``) picks its tile size with it: a run that does not fit
+whole runs tiled under ``--tile auto|N`` (one image at a time, its peak bounded by
+the tile and the whole image's state, tiles.py) and is refused only when even
+that does not fit.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import MemoryLimitError
 from .layers import stages_through
 from .recipes import MAX_SIZE, Recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tiles import Tiling
 
 PROCESS_BYTES = 400 * 2**20  # torch, the network's weights and their bf16 copies, Python
 USABLE_SHARE = 0.9  # of the memory available, the most one run may plan to use
@@ -76,6 +83,8 @@ class Estimate:
     steps: int  # the batch's step, at the final size
     styles: int  # the largest style image's forward pass
     process: int = PROCESS_BYTES
+    batch: int = 1  # images at once: 1 for a tiled run, whatever the batch asked for
+    tiling: Tiling | None = None  # how the run is tiled (``--tile``); None: it runs whole
 
     @property
     def total(self) -> int:
@@ -91,7 +100,7 @@ def estimate(recipe: Recipe, content_size: tuple[int, int], style_sizes: list[tu
     w, h = fitted_size(content_size, recipe.size)
     style_longest = max(16, round(recipe.size * recipe.style_scale))
     styles = [style_pass_bytes(recipe, *fitted_size(s, style_longest), act) for s in style_sizes]
-    return Estimate(batch * image_bytes(recipe, w, h, act), max(styles, default=0))
+    return Estimate(batch * image_bytes(recipe, w, h, act), max(styles, default=0), batch=batch)
 
 
 def available_memory(device: str = "auto") -> int:
@@ -127,18 +136,68 @@ def check_fits(
     available: int | None = None,
 ) -> Estimate:
     """Refuse (MemoryLimitError) a run that would not fit in the memory available, naming the
-    ``--size`` that would; returns the estimate otherwise."""
+    ``--size`` that would (or ``--tile auto``); returns the estimate otherwise.
+
+    A run is tiled under ``--tile N`` always (its scales larger than N), and under
+    ``--tile auto`` when it does not fit whole: the estimate is then for one image
+    at a time (``Estimate.batch`` 1: the plan runs the batch's images one by one,
+    whole where one fits under ``auto``) and carries its ``Tiling``; such a run is
+    refused only when even the smallest sensible tile, or the whole image's
+    state, does not fit.
+    """
     need = estimate(recipe, content_size, style_sizes, batch)
     free = available_memory(recipe.device) if available is None else available
     budget = int(free * USABLE_SHARE)
-    if need.total <= budget:
+    if need.total <= budget and recipe.tile in ("none", "auto"):
         return need
+    if recipe.tile != "none":
+        if batch > 1:
+            return check_fits(recipe, content_size, style_sizes, 1, free)
+        return _check_tiled(recipe, content_size, style_sizes, budget, free)
     fits = largest_size(recipe, content_size, style_sizes, batch, budget)
     hint = f"--size {fits} fits" if fits else "no size fits"
+    if need.steps >= need.styles and _tiled_fits(recipe.replace(tile="auto"), content_size, style_sizes, budget):
+        hint += f", or use --tile auto to run --size {recipe.size} in tiles"
     what = "the style images" if need.styles > need.steps else f"{batch} image(s) at --size {recipe.size}"
     raise MemoryLimitError(
         f"this run needs about {_gib(need.total)} for {what}, and {_gib(free)} is free: {hint}"
         + (" (or lower --style-scale)" if need.styles > need.steps else "")
+    )
+
+
+def _style_sizes(recipe: Recipe, style_sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    from .images import fitted_size
+
+    style_longest = max(16, round(recipe.size * recipe.style_scale))
+    return [fitted_size(s, style_longest) for s in style_sizes]
+
+
+def _tiled_fits(recipe: Recipe, content_size, style_sizes, budget: int) -> bool:
+    try:
+        _check_tiled(recipe, content_size, style_sizes, budget, budget)
+    except MemoryLimitError:
+        return False
+    return True
+
+
+def _check_tiled(recipe: Recipe, content_size, style_sizes, budget: int, free: int) -> Estimate:
+    """One image of a tiled run (``tiles.tiled_need``) against ``budget``."""
+    from .images import fitted_size
+    from .tiles import tiled_need
+
+    w, h = fitted_size(content_size, recipe.size)
+    steps, styles, tiling = tiled_need(recipe, w, h, _style_sizes(recipe, style_sizes), budget)
+    need = Estimate(steps, styles, batch=1, tiling=tiling)
+    if need.total <= budget:
+        return need
+    if recipe.tile != "auto" and _tiled_fits(recipe.replace(tile="auto"), content_size, style_sizes, budget):
+        hint = "--tile auto fits"
+    else:
+        fits = largest_size(recipe.replace(tile="none"), content_size, style_sizes, 1, budget)
+        hint = f"--size {fits} fits untiled" if fits else "no size fits"
+    raise MemoryLimitError(
+        f"this run needs about {_gib(need.total)} even in tiles (--tile {recipe.tile}) at --size {recipe.size}, "
+        f"and {_gib(free)} is free: {hint}"
     )
 
 

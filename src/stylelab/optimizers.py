@@ -187,13 +187,20 @@ class SGD(Optimizer):
         x.sub_((self.buf * (lr * _per_image(active.float(), g))).to(x.dtype))
 
 
-def make(name: str, lr: float | None) -> Optimizer:
-    """A fresh optimiser by name; ``lr=None`` means its default (``DEFAULT_LR``)."""
+def make(name: str, lr: float | None, history: int | None = None) -> Optimizer:
+    """A fresh optimiser by name; ``lr=None`` means its default (``DEFAULT_LR``).
+
+    ``history``: L-BFGS's pairs (None: its default, 20), which a print bounds
+    (``tiles.lbfgs_history``: each pair is two float32 copies of the image); the
+    other optimisers keep no history and ignore it.
+    """
     if name not in DEFAULT_LR:
         raise ValueError(f"unknown optimizer {name!r}")
+    if history is not None and history < 1:
+        raise ValueError(f"L-BFGS needs a history of at least 1 pair, not {history}")
     lr = DEFAULT_LR[name] if lr is None else lr
     if name == "lbfgs":
-        return LBFGS(lr)
+        return LBFGS(lr) if history is None else LBFGS(lr, history)
     if name == "adam":
         return Adam(lr)
     if name == "sgd":

@@ -8,7 +8,9 @@ writes nothing and emits no event, so a refused run leaves no trace.
 
 Items that share an output size and the shape of their style sets run as one
 batch (one pass of the network for all of them); each keeps its own targets,
-losses and optimiser state.
+losses and optimiser state. A batch that does not fit whole under ``--tile
+auto|N`` runs one image at a time, each tiled where it does not fit whole
+either (``Plan.tilings``, decided by ``memory.check_fits``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .errors import ImageError
 from .layers import BY_NAME, min_side
 from .recipes import INITS, MAX_SIZE, Recipe
 from .task import BACKGROUND, LabelMask, StyleSet, Task
+from .tiles import Tiling
 
 
 @dataclass
@@ -62,6 +65,14 @@ class Plan:
     batches: list[list[int]]  # item indices
     estimate: memory.Estimate
     labels: list[str] = field(default_factory=list)
+    tilings: list[Tiling | None] = field(default_factory=list)  # per batch; None (or none given): whole
+
+    def tiling(self, batch: Sequence[int]) -> Tiling | None:
+        """How ``batch`` (one of ``batches``) is tiled, or None where it runs whole."""
+        for b, tiling in zip(self.batches, self.tilings):
+            if list(b) == list(batch):
+                return tiling
+        return None
 
 
 def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
@@ -74,12 +85,24 @@ def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = 
         shape = tuple((len(s.images), s.mask is not None) for s in item.sets)
         batches.setdefault((item.size, shape), []).append(i)
     estimate = None
-    for batch in batches.values():
+    free = memory.available_memory(recipe.device) if memory_free is None else memory_free
+    planned, tilings = [], []
+
+    def check(batch: list[int]) -> memory.Estimate:
+        nonlocal estimate
         flat = [s.size for i in batch for ps in items[i].sets for s in ps.images]
-        need = memory.check_fits(recipe, items[batch[0]].content.size, flat, len(batch), available=memory_free)
+        need = memory.check_fits(recipe, items[batch[0]].content.size, flat, len(batch), available=free)
         estimate = need if estimate is None or need.total > estimate.total else estimate
+        return need
+
+    for batch in batches.values():
+        need = check(batch)
+        # Too large to run together (--tile auto|N): one image at a time, each whole or tiled.
+        for part in [batch] if need.batch >= len(batch) else [[i] for i in batch]:
+            planned.append(part)
+            tilings.append(need.tiling if part is batch else check(part).tiling)
     labels = [t.label for t in tasks]
-    return Plan(recipe, items, list(batches.values()), estimate, labels)
+    return Plan(recipe, items, planned, estimate, labels, tilings)
 
 
 def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:

@@ -31,6 +31,8 @@ POOLINGS = ("max", "avg")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
 MAX_SIZE = 8192
+TILES = ("none", "auto")  # besides a tile side in pixels (``tile``: tiles.py)
+MIN_TILE = 16  # the network's stride at relu5_1: no tile side can be smaller
 MAX_SEED = 2**63 - 1  # what torch's and numpy's generators all take
 MAX_STYLE_SCALE = 10.0
 MAX_LAYERS = 64  # VGG19 has 37 named stages; more than this is a mistake (or an attack on the parser)
@@ -102,6 +104,13 @@ class Recipe:
         "none", "Keep the content's colours: none, luminance or histogram.", choices=PRESERVE_COLOR
     )
     scales: int = _f(1, "Coarse-to-fine: run N sizes, each about sqrt(2) larger, ending at --size.")
+    tile: str = _f(
+        "none",
+        "Prints larger than memory: optimise the image in overlapping tiles, the same optimisation as untiled "
+        "(whole-image style statistics). none; auto (the largest tiles that fit the memory free, the image whole "
+        "where it fits: coarse scales run whole); or N (tiles of N px).",
+        number=True,
+    )
     normalization: str = _f(
         "stylelab", "Loss convention: stylelab, family-a, family-b or jcjohnson (losses.py).", choices=NORMALIZATIONS
     )
@@ -188,6 +197,8 @@ def _coerce(f: dataclasses.Field, value):
                 raise ValueError
             return float(value)
         if t.startswith("str"):
+            if f.metadata.get("number") and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # tile = 1024 in TOML: a number of pixels, kept as text beside "auto"
             if not isinstance(value, (str, Path)):
                 raise ValueError
             return str(value)
@@ -238,6 +249,7 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"swd_directions must be between 0 and 4096, not {r.swd_directions}")
     if not 1 <= r.scales <= 8:
         raise RecipeError(f"scales must be between 1 and 8, not {r.scales}")
+    _check_tile(r.tile)
     if not r.style_layers and not r.content_layers:
         raise RecipeError("at least one content or style layer is needed")
     if len(r.style_layers) + len(r.content_layers) > MAX_LAYERS:
@@ -260,6 +272,20 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"init must be {', '.join(INITS)} or an image path")
     if r.init not in INITS:
         _check_init_word(r.init)
+
+
+def _check_tile(value: str) -> None:
+    if value in TILES or (value.isascii() and value.isdigit() and MIN_TILE <= int(value) <= MAX_SIZE):
+        return
+    raise RecipeError(
+        f"tile must be none, auto or a tile side in pixels from {MIN_TILE} to {MAX_SIZE}, not {value!r}"
+        + _closest(value, TILES)
+    )
+
+
+def tile_side(recipe: Recipe) -> int | None:
+    """``recipe.tile`` as a number of pixels, or None for ``none`` and ``auto``."""
+    return int(recipe.tile) if recipe.tile not in TILES else None
 
 
 def _check_init_word(value: str) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from . import optimizers
+from . import tiled_step as tiled
 from .events import Preview, Snapshot, Step
 from .recipes import DEFAULT_LR, Recipe
 
@@ -109,27 +110,52 @@ def divergence_message(recipe: Recipe, step: int, what: str) -> str:
     )
 
 
-def run_scale(run: BatchRun, net, objective, x: torch.Tensor, steps: int, scale: int, autocast, finish):
+def run_scale(
+    run: BatchRun,
+    net,
+    objective,
+    x: torch.Tensor,
+    steps: int,
+    scale: int,
+    autocast,
+    finish,
+    *,
+    tiles=None,
+    history: int | None = None,
+):
     """``steps`` optimisation steps on ``x``; returns the last good image of every item.
 
     An objective without content targets takes them from the first forward pass:
     only valid when ``x`` is the content image (see ``targets.build_objective``).
+    ``tiles``: a ``tiles.TilePlan`` for a print (one item): each step is
+    ``tiled_step.tiled_step``, the same loss and gradient in a tile's memory.
+    ``history``: L-BFGS's pairs (``optimizers.make``).
     """
     recipe = run.recipe
-    opt = optimizers.make(recipe.optimizer, recipe.lr)
+    if history is None:
+        opt = optimizers.make(recipe.optimizer, recipe.lr)
+    else:
+        opt = optimizers.make(recipe.optimizer, recipe.lr, history=history)
     last_good = x.detach().clone()
-    x = x.detach().clone().requires_grad_(True)
+    x = x.detach().clone().requires_grad_(tiles is None)
     terms = run.terms
+    whole = None if tiles is None else tiled.TiledObjective.from_objective(objective)
+    grad = None
     for _ in range(steps):
         if run.stopped():
             break
-        tap = objective.tap()
-        with autocast():
-            feats = net(x, objective.layers, tap=tap)
-        if objective.content_layers and not objective.content_targets:
-            objective.take_content_targets(feats)
-        values_t = objective(feats, x, tap.grams if tap is not None else None)
-        grad = torch.autograd.grad(values_t["total"].sum(), x)[0]
+        grad = None  # the last step's gradient goes before the next is built (a whole image, for a print)
+        if whole is not None:
+            values_t, grad = tiled.tiled_step(net, x, tiles, whole, autocast=autocast, generator=objective.generator)
+        else:
+            tap = objective.tap()
+            with autocast():
+                feats = net(x, objective.layers, tap=tap)
+            if objective.content_layers and not objective.content_targets:
+                objective.take_content_targets(feats)
+            values_t = objective(feats, x, tap.grams if tap is not None else None)
+            grad = torch.autograd.grad(values_t["total"].sum(), x)[0]
+            feats = tap = None
         run.step += 1
         values = torch.stack([values_t[k].detach().float() for k in terms], 1).cpu()
         finite_grad = torch.isfinite(grad).flatten(1).all(1)

@@ -4,6 +4,12 @@ Computed once per scale without autograd. A style set's statistics depend only
 on its images, weights and masks, the style size and the loss settings, so
 they are cached by the engine (``StyleCache``): the frames of a video, the
 items of a batch and the jobs of a studio that share a style build them once.
+
+A tiled scale (a print, ``--tile``) takes its content targets tile by tile
+(``tiled_step.tiled_features``), and style images too large for one forward
+pass their sums tile by tile (``tiled_step.tiled_sums``): the same statistics,
+in a tile's memory (swd keeps a seeded subset of a large style image's pixels,
+``tiles.SWD_SAMPLES`` per layer).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from . import guides, images, style_losses
 from .objective import Objective, StyleRegion, TemporalTarget, Weights
 from .plan import Item, PreparedSet
 from .recipes import Recipe
+from .tiles import TilePlan, plan_tiles
 
 CACHE_ENTRIES = 32  # style sets kept; swd keeps whole feature maps, so this is bounded
 
@@ -47,16 +54,24 @@ def style_longest(recipe: Recipe, longest: int) -> int:
     return max(16, round(longest * recipe.style_scale))
 
 
-def set_statistics(net, s: PreparedSet, recipe: Recipe, longest: int, device, autocast) -> dict:
-    """A style set's statistics per style layer: each image's, blended with the set's weights."""
+def set_statistics(net, s: PreparedSet, recipe: Recipe, longest: int, device, autocast, tile=None) -> dict:
+    """A style set's statistics per style layer: each image's, blended with the set's weights.
+
+    ``tile``: a style image larger than this (pixels, a side) runs through the
+    network in tiles of it (``tiled_step.tiled_sums``); None: whole.
+    """
     layers = recipe.resolved_style_layers
     per_image = []
     with torch.no_grad(), autocast():
         for j, img in enumerate(s.images):
             fitted = images.fit(img, longest)
-            feats = net(images.to_tensor(fitted).to(device), layers)
             mask = None if s.image_masks is None else s.image_masks[j]
             hw = (fitted.height, fitted.width)
+            plan = None if tile is None else plan_tiles(fitted.height, fitted.width, tile, layers)
+            if plan is not None and len(plan.tiles) > 1:
+                per_image.append(_tiled_statistics(net, fitted, mask, plan, recipe, device, autocast))
+                continue
+            feats = net(images.to_tensor(fitted).to(device), layers)
             per_image.append(
                 {
                     layer: style_losses.stats(
@@ -76,6 +91,21 @@ def set_statistics(net, s: PreparedSet, recipe: Recipe, longest: int, device, au
     }
 
 
+def _tiled_statistics(net, fitted, mask, plan: TilePlan, recipe: Recipe, device, autocast) -> dict:
+    """One large style image's statistics per layer from its tiles' sums (``style_losses.finish``)."""
+    from . import tiled_step
+    from .tiles import SWD_SAMPLES
+
+    layers = recipe.resolved_style_layers
+    hw = (fitted.height, fitted.width)
+    masks = None if mask is None else {k: guides.to_layer(mask, k, hw).to(device) for k in layers}
+    image = images.to_tensor(fitted).to(device)
+    sums = tiled_step.tiled_sums(
+        net, image, plan, recipe.style_loss, layers, masks, autocast=autocast, most=SWD_SAMPLES
+    )
+    return {k: style_losses.finish(recipe.style_loss, sums[k], recipe.normalization) for k in layers}
+
+
 def build_objective(
     net,
     items: list[Item],
@@ -88,12 +118,16 @@ def build_objective(
     *,
     content: bool = True,
     generator: torch.Generator | None = None,
+    tiles: TilePlan | None = None,
+    style_tile: int | None = None,
 ) -> Objective:
     """The objective of a batch of ``items`` at the scale whose longest side is ``longest``.
 
     ``content=False`` leaves the content targets empty, for the first step to take
     them from its own forward pass when the start image is the content image (the
-    same activations: one forward pass less).
+    same activations: one forward pass less). ``tiles``: the scale's tiles (one
+    item), over which the content targets are taken; ``style_tile``: the side of
+    the tiles of style images too large to run whole (``set_statistics``).
     """
     content_layers = recipe.resolved_content_layers
     style_layers = recipe.resolved_style_layers
@@ -102,16 +136,24 @@ def build_objective(
     content_targets = {}
     if content and content_layers:
         batch = torch.cat([images.to_tensor(it.content.resize(size, images.RESAMPLE)) for it in items]).to(device)
-        with torch.no_grad(), autocast():
-            feats = net(batch, content_layers)
-        content_targets = {k: v.float() for k, v in feats.items()}
+        if tiles is not None:
+            from .tiled_step import tiled_features
+
+            content_targets = tiled_features(net, batch, tiles, content_layers, autocast=autocast)
+        else:
+            with torch.no_grad(), autocast():
+                feats = net(batch, content_layers)
+            content_targets = {k: v.float() for k, v in feats.items()}
+        del batch
     s_longest = style_longest(recipe, longest)
+    # Tiled style passes give the same gram/moments statistics; swd's keep a subset: cached apart.
+    key = (*cache_key, "tiled", style_tile) if style_tile is not None else tuple(cache_key)
     regions = []
     for r in range(len(items[0].sets)):
         stats = [
             cache.get(
-                (*cache_key, it.sets[r].key, s_longest),
-                lambda s=it.sets[r]: set_statistics(net, s, recipe, s_longest, device, autocast),
+                (*key, it.sets[r].key, s_longest),
+                lambda s=it.sets[r]: set_statistics(net, s, recipe, s_longest, device, autocast, style_tile),
             )
             for it in items
         ]

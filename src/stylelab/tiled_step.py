@@ -358,15 +358,20 @@ def tiled_sums(
     masks: Mapping | None = None,
     *,
     autocast=None,
+    most: int | None = None,
 ) -> dict:
     """A large style image's ``style_losses.sums`` per layer, tile by tile (``finish``/``stats`` take them on).
 
     ``masks``: layer -> the whole image's mask at that layer (``guides.to_layer``), or None.
-    swd's ``Samples`` hold every pixel: for them, ``tiled_features`` and a subsample are the better way.
+    swd's ``Samples`` are the pixels themselves: with ``most``, a layer of more
+    pixels keeps a random subset of about ``most`` of them (each tile its share,
+    seeded: the same image gives the same subset), which bounds the target and
+    the sort each step makes of it.
     """
     autocast = autocast or contextlib.nullcontext
     names = [resolve(n) for n in layers]
     out: dict = {}
+    gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for tile in plan.tiles:
             rows, cols = plan.padded(tile)
@@ -375,5 +380,12 @@ def tiled_sums(
             for name in names:
                 m = None if masks is None or masks.get(name) is None else _own_of_whole(plan, tile, name, masks[name])
                 s = sl.sums(kind, _own(plan, tile, name, feats[name]), m)
+                h, w = plan.feature_hw(name)
+                if kind == "swd" and most is not None and h * w > most:
+                    n = s.values.shape[-1]
+                    keep = torch.randperm(n, generator=gen)[: max(1, round(n * most / (h * w)))].sort().values
+                    keep = keep.to(s.values.device)
+                    s = sl.Samples(s.values[..., keep], None if s.weights is None else s.weights[..., keep])
                 out[name] = s if name not in out else out[name] + s
+            feats = None
     return out

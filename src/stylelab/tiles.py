@@ -60,6 +60,10 @@ HISTORY_SHARE = 0.4  # of a budget, the most that L-BFGS's history may take on a
 # (measured at 4096x3072 in 20 tiles of 992 px, bf16: 1.55 GiB against 1.1 estimated; 2048x1536 in 12 tiles
 # of 512: 16% over, and as estimated with a fixed mmap threshold, which doubled the step's time).
 TILE_SLACK = 1.4
+# The smallest own side ``auto`` picks: below it the margins (80 px at relu5_1) make each tile's step many
+# times its own pixels' work, and a run that needs such tiles is refused rather than crawled through.
+AUTO_MIN_TILE = 128
+SWD_SAMPLES = 2**18  # a tiled style image's pixels kept per layer as an swd target (a seeded random subset)
 
 
 def layer_stride(layer: str) -> int:
@@ -195,7 +199,8 @@ def lbfgs_history(height: int, width: int, budget_bytes: int, *, most: int = 20,
 
 def whole_image_bytes(recipe, height: int, width: int, history: int | None = None) -> int:
     """What a tiled step keeps for the whole image: the image's float32 copies, the optimiser's
-    vectors (L-BFGS: ``history`` pairs; default ``memory.LBFGS_HISTORY``) and the content targets."""
+    vectors (L-BFGS: ``history`` pairs; default ``memory.LBFGS_HISTORY``), the content targets,
+    and for swd the whole image's projections and their gradient (``tiled_step``)."""
     from .memory import LBFGS_HISTORY
 
     if recipe.optimizer == "lbfgs":
@@ -207,6 +212,10 @@ def whole_image_bytes(recipe, height: int, width: int, history: int | None = Non
     for name in recipe.resolved_content_layers:
         s = layer_stride(name)
         targets += BY_NAME[name].channels * (height // s) * (width // s) * 4
+    if recipe.style_loss == "swd":
+        for name in recipe.resolved_style_layers:
+            s = layer_stride(name)
+            targets += 2 * (recipe.swd_directions or BY_NAME[name].channels) * (height // s) * (width // s) * 4
     return (IMAGE_COPIES + vectors) * image + targets
 
 
@@ -262,3 +271,80 @@ def auto_tile(recipe, height: int, width: int, budget_bytes: int, *, history: in
             f"(its own state needs about {state / 2**30:.1f} GiB): lower --size"
         )
     return side
+
+
+# ------------------------------------------------------------------ a run's tiling
+
+
+def _layers(recipe) -> tuple[str, ...]:
+    return (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a tiled run goes, as ``memory.check_fits`` decided it before the run.
+
+    ``tile``: ``--tile N``'s own side, or None for ``auto``: at each scale, the
+    largest tile that fits ``budget`` (``auto_tile``), the whole image where it
+    fits, so the coarse scales run whole and the fine ones tiled. ``history``:
+    L-BFGS's pairs at every scale (``lbfgs_history``; None for the other
+    optimisers). ``style_tile``: the style images' forward passes in tiles of this
+    side too (``tiled_step.tiled_sums``), where a whole one would not fit; None: whole.
+    """
+
+    tile: int | None
+    budget: int
+    history: int | None = None
+    style_tile: int | None = None
+
+    def plan(self, recipe, height: int, width: int) -> TilePlan | None:
+        """The tiles of a scale of ``height`` x ``width``, or None where it runs whole (one tile)."""
+        side = self.tile
+        if side is None:
+            from .memory import PROCESS_BYTES, image_bytes
+
+            if PROCESS_BYTES + image_bytes(recipe, width, height) <= self.budget:
+                return None  # what memory.check_fits lets run whole: the untiled step, at no extra cost
+            side = auto_tile(recipe, height, width, self.budget, history=self.history)
+        plan = plan_tiles(height, width, side, _layers(recipe))
+        return plan if len(plan.tiles) > 1 else None
+
+
+def tiled_need(recipe, width: int, height: int, style_sizes, budget: int) -> tuple[int, int, Tiling]:
+    """A tiled run's (step bytes, style pass bytes, ``Tiling``) at ``width`` x ``height``, the process not counted.
+
+    ``style_sizes``: (width, height) of each style image at the run's style size.
+    ``recipe.tile`` is ``auto`` (the largest tile within ``budget``) or a side in pixels.
+
+    Raises:
+        MemoryLimitError: ``auto``, and not even a tile of ``AUTO_MIN_TILE`` px fits
+        beside the whole image's state (``auto_tile``).
+    """
+    from .memory import PROCESS_BYTES, activation_bytes, style_pass_bytes
+
+    history = lbfgs_history(height, width, budget) if recipe.optimizer == "lbfgs" else None
+    if recipe.tile == "auto":
+        side = auto_tile(recipe, height, width, budget, history=history)
+        if side < min(AUTO_MIN_TILE, max(height, width)):
+            raise MemoryLimitError(
+                f"a {width}x{height} image needs tiles of {side} px to fit in {budget / 2**30:.1f} GiB, "
+                f"fewer than {AUTO_MIN_TILE} (too slow to be worth it): lower --size"
+            )
+    else:
+        side = int(recipe.tile)
+    steps = tiled_bytes(recipe, height, width, side, history=history) - PROCESS_BYTES
+    act = activation_bytes(recipe)
+    margin = margin_for(recipe.resolved_style_layers)
+    padded = min(side + 2 * margin, max((max(s) for s in style_sizes), default=0))
+    styles, style_tile = 0, None
+    for sw, sh in style_sizes:
+        whole = style_pass_bytes(recipe, sw, sh, act)
+        if whole <= steps:  # within what the step itself takes: no need to tile it
+            styles = max(styles, whole)
+            continue
+        style_tile = side
+        tiled = style_pass_bytes(recipe, min(sw, padded), min(sh, padded), act) + 3 * sw * sh * 4
+        if recipe.style_loss == "swd":  # the kept pixels of every layer
+            tiled += sum(BY_NAME[n].channels * SWD_SAMPLES * 4 for n in recipe.resolved_style_layers)
+        styles = max(styles, tiled)
+    return steps, styles, Tiling(None if recipe.tile == "auto" else side, budget, history, style_tile)

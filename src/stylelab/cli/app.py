@@ -59,7 +59,7 @@ RECIPE_SECTIONS = {
         "swd_directions",
     ),
     LAYERS: ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"),
-    IMAGE: ("size", "init", "style_scale", "scales", "preserve_color", "seed"),
+    IMAGE: ("size", "init", "style_scale", "scales", "tile", "preserve_color", "seed"),
     NETWORK: ("weights", "pooling", "device", "precision"),
     OUTPUT: ("save_every",),
 }
@@ -183,7 +183,12 @@ def _default_text(value: Any) -> str:
 
 
 # Text settings without a fixed list of choices: what they take, in the help's words.
-METAVARS = {"init": "|".join(INITS) + "|FILE", "device": "auto|cpu|cuda[:N]|mps", "weights": "caffe|torchvision|FILE"}
+METAVARS = {
+    "init": "|".join(INITS) + "|FILE",
+    "device": "auto|cpu|cuda[:N]|mps",
+    "weights": "caffe|torchvision|FILE",
+    "tile": "none|auto|N",
+}
 
 
 def recipe_parameters(defaults: str | None = "default recipe") -> list[inspect.Parameter]:
