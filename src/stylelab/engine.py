@@ -205,7 +205,7 @@ class Engine:
                 img = color.recombine(img, items[i].content_original)
             return img
 
-        shown = finish if tiling is None else _downscaled(finish)
+        shown = finish if tiling is None else lambda x, i: _thumbnail(finish(x, i))  # a print's snapshots
         for i, it in enumerate(items):
             run.emit(Started(batch[i], recipe, run.total, it.size, str(self.device), plan.labels[batch[i]], terms))
         x = None
@@ -330,19 +330,8 @@ def _terms(items: list[Item]) -> tuple[str, ...]:
 
 def _thumbnail(img: Image.Image) -> Image.Image:
     """A print's snapshot: the whole image, its longest side at most ``SNAPSHOT_SIDE`` (the result stays full size)."""
-    side = SNAPSHOT_SIDE
-    if max(img.size) <= side:
-        return img
-    return img.resize(images.fitted_size(img.size, side), images.RESAMPLE)
-
-
-def _downscaled(finish):
-    """``finish`` (tensor -> picture), then ``_thumbnail``: what a print's snapshots and previews show."""
-
-    def shown(x: torch.Tensor, i: int) -> Image.Image:
-        return _thumbnail(finish(x, i))
-
-    return shown
+    fits = max(img.size) <= SNAPSHOT_SIDE
+    return img if fits else img.resize(images.fitted_size(img.size, SNAPSHOT_SIDE), images.RESAMPLE)
 
 
 def _autocast(precision_name: str, device: torch.device):

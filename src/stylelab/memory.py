@@ -71,9 +71,14 @@ def image_bytes(recipe: Recipe, width: int, height: int, act_bytes: int | None =
 
 
 def style_pass_bytes(recipe: Recipe, width: int, height: int, act_bytes: int) -> int:
-    """The forward pass over one style image without autograd: two stages alive at a time."""
+    """The forward pass over one style image without autograd: two stages alive at a time, and the
+    style layers' activations, which the pass returns and which live until their statistics are
+    taken (swd keeps them, in float32, as its targets)."""
     _, largest = _stage_floats(recipe, width, height)
-    return 2 * largest * act_bytes + 3 * width * height * 4
+    layers = set(recipe.resolved_style_layers)
+    kept = sum(c * h * w for layer, c, h, w in stages_through(layers, height, width) if layer.name in layers)
+    targets = kept * 4 if recipe.style_loss == "swd" else 0
+    return (2 * largest + kept) * act_bytes + targets + 3 * width * height * 4
 
 
 @dataclass(frozen=True)
@@ -145,11 +150,15 @@ def check_fits(
     refused only when even the smallest sensible tile, or the whole image's
     state, does not fit.
     """
+    from .images import fitted_size
+    from .recipes import tile_side
+
     need = estimate(recipe, content_size, style_sizes, batch)
     free = available_memory(recipe.device) if available is None else available
     budget = int(free * USABLE_SHARE)
-    if need.total <= budget and recipe.tile in ("none", "auto"):
-        return need
+    side = tile_side(recipe)
+    if need.total <= budget and (side is None or side >= max(fitted_size(content_size, recipe.size))):
+        return need  # whole: it fits, and no tile smaller than the image was asked for
     if recipe.tile != "none":
         if batch > 1:
             return check_fits(recipe, content_size, style_sizes, 1, free)

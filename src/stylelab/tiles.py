@@ -37,8 +37,17 @@ L-BFGS's history is the part of the whole-image state that grows fastest: 20
 pairs (s, y) of float32 3xHxW vectors are 40 x 151 MB = 6.0 GB at 4096x3072,
 more than the rest of the step together. ``lbfgs_history`` bounds it to a share
 of the budget (within 6 GiB: all 20 pairs up to about 2650x2000, 8 pairs, 2.4 GB,
-at 4096x3072); ``optimizers.LBFGS`` already takes ``history=``. Storing the pairs in bf16 would halve them again but
-round the curvature pairs' dot products, which L-BFGS divides by; not done here.
+at 4096x3072), which a tiled run passes to ``optimizers.make(history=)``. Storing
+the pairs in bf16 would halve them again but round the curvature pairs' dot
+products, which L-BFGS divides by; not done here.
+
+A run's tiling (``Tiling``) is decided before it starts, by ``memory.check_fits``
+through ``tiled_need``: the tile side (``--tile N``, or ``auto``'s budget), the
+history, and whether the style images' forward passes are tiled too (a style
+image at print size returns every style layer's activations: 8 GiB at 4096x4096
+in bf16). The engine asks it for each scale's ``TilePlan``: None, the image
+whole, where a scale fits (the coarse ones), so that ``auto`` costs nothing when
+the image fits.
 """
 
 from __future__ import annotations

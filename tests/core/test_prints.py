@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from stylelab import engine, memory, steps, tiles
@@ -116,6 +117,10 @@ def test_a_print_that_does_not_fit_whole_is_refused_with_a_hint_and_runs_tiled_u
     final = tiling.plan(big, 3072, 4096)
     assert final is not None and len(final.tiles) > 1  # tiled at the final size
     assert 3 <= tiling.history < memory.LBFGS_HISTORY  # L-BFGS's pairs bounded for the print
+    # The style image at 4096 px would take more in one pass than the tiled step: its pass is tiled too.
+    assert tiling.style_tile == final.tile
+    small_style = e.prepare([task], big.replace(tile="auto", style_scale=0.25)).tilings[0]
+    assert small_style is not None and small_style.style_tile is None
     # Not even tiles fit: refused, still in one line.
     monkeypatch.setattr(memory, "available_memory", lambda device="auto": 2 << 30)
     with pytest.raises(MemoryLimitError, match="even in tiles"):
@@ -132,6 +137,9 @@ def test_auto_leaves_a_run_that_fits_whole_and_splits_a_batch_that_does_not(monk
     free = int(1.5 * one / memory.USABLE_SHARE)
     plan = Engine.for_recipe(r).prepare([Task.of(content, [style])] * 2, r, memory_free=free)
     assert plan.batches == [[0], [1]] and plan.tilings == [None, None]
+    # Tiles as large as the image are the image: the batch runs together, whole.
+    plan = Engine.for_recipe(small).prepare([Task.of(content, [style])] * 2, small.replace(tile="96"))
+    assert plan.batches == [[0, 1]] and plan.tilings == [None]
     with pytest.raises(MemoryLimitError, match="2 image"):
         Engine.for_recipe(r).prepare([Task.of(content, [style])] * 2, r.replace(tile="none"), memory_free=free)
 
@@ -164,15 +172,48 @@ def test_a_tiled_run_is_the_untiled_run(monkeypatch, content, style, changes):
 
 
 def test_regions_and_colour_preservation_run_tiled_as_whole(monkeypatch, content, style):
+    spy = TiledSpy(monkeypatch)
     mask = Image.new("L", content.size, 0)
     mask.paste(255, (20, 10, 70, 60))  # crossing tile borders
     task = Task.of(content, [style], masks=[mask], background=gradient_image(50, 40, seed=5))
     for extra in (dict(preserve_color="luminance"), dict(preserve_color="histogram", optimizer="adam")):
         _, whole = run(recipe(**extra), task)
         _, tiled = run(recipe(tile="32", **extra), task)
-        assert tiled.ok
+        assert tiled.ok and spy.plans and all(len(p.tiles) == 9 for p in spy.plans)
         assert_same_image(tiled.image, whole.image)
         assert tiled.losses["style"] == pytest.approx(whole.losses["style"], rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["gram", "swd"])
+def test_a_style_image_too_large_for_one_pass_is_summed_in_tiles(content, style, kind):
+    """Style at 4x the output: its forward pass would take more than the tiled step, so it runs in tiles too."""
+    big_style = gradient_image(200, 160, seed=4)
+    r = recipe(style_scale=4.0, style_loss=kind, optimizer="adam")
+    _, whole = run(r, Task.of(content, [big_style]))
+    plan, tiled = run(r.replace(tile="32"), Task.of(content, [big_style]))
+    assert plan.tilings[0].style_tile == 32
+    assert_same_image(tiled.image, whole.image)
+    assert tiled.losses["style"] == pytest.approx(whole.losses["style"], rel=1e-4)
+
+
+def test_swd_keeps_a_seeded_subset_of_a_large_style_images_pixels():
+    from stylelab import tiled_step
+    from stylelab.features import StandIn
+
+    net = StandIn(["relu2_1"])
+    image = gradient_image(64, 48, seed=2)
+    x = torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+    plan = tiles.plan_tiles(48, 64, 16, ["relu1_1", "relu2_1"])
+    every = tiled_step.tiled_sums(net, x, plan, "swd", ["relu1_1", "relu2_1"])
+    some = tiled_step.tiled_sums(net, x, plan, "swd", ["relu1_1", "relu2_1"], most=500)
+    again = tiled_step.tiled_sums(net, x, plan, "swd", ["relu1_1", "relu2_1"], most=500)
+    assert every["relu1_1"].values.shape[-1] == 48 * 64 and every["relu2_1"].values.shape[-1] == 24 * 32
+    for layer in ("relu1_1", "relu2_1"):  # each tile keeps its share, rounded
+        assert abs(some[layer].values.shape[-1] - 500) <= len(plan.tiles), layer
+    assert torch.equal(some["relu1_1"].values, again["relu1_1"].values)
+    # A subset of the pixels themselves: every kept column is one of the whole image's.
+    kept, full = some["relu1_1"].values[0].T, every["relu1_1"].values[0].T
+    assert all(bool((full == v).all(1).any()) for v in kept[:50])
 
 
 # ------------------------------------------------------------------ scales: coarse whole, fine tiled
