@@ -114,7 +114,7 @@ def create_app(
     max_upload = int(max_upload_mb * 1_000_000)
     hub = Hub()
     uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload, root=root)
-    gallery = Gallery(root)
+    gallery = Gallery(root, live_titles=lambda: queue.running_labels())
     queue = JobQueue(
         root, uploads, hub, on_finished=lambda job: gallery.invalidate(), max_queue=max_queue, check=limits.check
     )

@@ -18,6 +18,7 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,9 +77,11 @@ def painted(run: Run) -> Painted:
 class Gallery:
     """Run folders under ``root``, listed from a cache at most ``ttl`` seconds old."""
 
-    def __init__(self, root: Path, ttl: float = 2.0):
+    def __init__(self, root: Path, ttl: float = 2.0, live_titles: Callable[[], dict[str, str]] | None = None):
+        """``live_titles``: labels of the unfinished folders someone knows better (the studio's running jobs)."""
         self.root = Path(root).resolve()  # once: summaries compare folders against it
         self.ttl = ttl
+        self.live_titles = live_titles or dict
         self._cache: tuple[float, list[Run], list[Unfinished], dict[str, str]] | None = None
         self._lock = threading.Lock()
 
@@ -239,6 +242,10 @@ class Gallery:
         """Runs being written first, then finished ones newest first; and the experiment folders that hold them."""
         runs, unfinished, _ = self._scan()
         running = [live_runs.summary(self.root, u, self.experiment(u.folder)) for u in unfinished]
+        known = self.live_titles()
+        for r in running:
+            if known.get(r["key"]):
+                r["title"], r["studio"] = known[r["key"]], True
         listed = sorted(running, key=lambda r: -r["updated"]) + [self.summary(r) for r in reversed(runs)]
         experiments = {}
         for r in listed:
@@ -327,9 +334,14 @@ class Gallery:
         return run
 
     def running_detail(self, key: str) -> dict:
-        """A run still being written: its settings, its metrics so far and its newest snapshot."""
+        """A run still being written: its settings, its metrics so far and its newest snapshot;
+        once it has finished, where it now is (``finished_as``: the page that follows it moves there)."""
+        if live_runs.find_unfinished(self.root, key) is None and is_complete(self.root / key[: -len(PARTIAL)]):
+            final = self.run(key[: -len(PARTIAL)])
+            return {"key": key, "running": False, "finished_as": self.key(final)}
         run = self._unfinished(key)
         out = live_runs.summary(self.root, run, self.experiment(run.folder))
+        out["title"] = self.live_titles().get(run.key) or out["title"]
         terms, rows = live_runs.read_metrics_so_far(live_runs.metrics_file(self.root, run))
         out |= {"recipe_values": run.recipe.to_dict(), "recipe_toml": run.recipe.to_toml(), "info": {}}
         out |= {"terms": terms, "metrics": thin(rows), "snapshots": [], "inputs": [], "downloads": {}}

@@ -127,6 +127,11 @@ class JobQueue:
             self.labels = new
         return changed
 
+    def running_labels(self) -> dict[str, str]:
+        """The labels of the jobs running now, by the key of the run folder each is writing."""
+        with self._lock:
+            return {f"{j.id}.partial": self.labels.get(j.id, "") for j in self.jobs.values() if j.state == "running"}
+
     def public(self, job: Job, history: bool = False) -> dict:
         """``job.public`` with its label among the queue's jobs."""
         return job.public(history, self.labels.get(job.id))

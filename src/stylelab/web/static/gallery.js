@@ -137,7 +137,9 @@ function followRun(key, first) {
       h(
         "div",
         { class: "run-side" },
-        h("p", { class: "message" }, "This run is being written by another program (", h("code", {}, "stylelab run"), ", a sweep): the page follows it and shows the finished run once it ends."),
+        first.studio
+          ? h("p", { class: "message" }, "A job of this studio's queue, running now (the Studio shows it too): this page follows it and shows the finished run once it ends.")
+          : h("p", { class: "message" }, "This run is being written by another program (", h("code", {}, "stylelab run"), ", a sweep): this page follows it and shows the finished run once it ends."),
         progress,
         stats,
         h("h3", {}, "Loss curves"),
@@ -163,9 +165,13 @@ function followRun(key, first) {
     let run;
     try {
       run = await api(`/api/runs/${keyPath(key)}`);
-    } catch {
-      // Gone: renamed to its finished folder (or removed). Show the finished run where there is one.
-      location.replace(`#run/${encodeURIComponent(first.final)}`);
+    } catch (err) {
+      $("#run-body .stats").textContent = err.message; // removed, or the server is gone: keep looking
+      runTimer = setTimeout(look, 3 * FOLLOW_EVERY);
+      return;
+    }
+    if (run.finished_as) {
+      location.replace(`#run/${encodeURIComponent(run.finished_as)}`); // renamed to its finished folder
       return;
     }
     update(run);
@@ -183,6 +189,10 @@ export async function showRun(key, { onRunAgain }) {
     run = await api(`/api/runs/${keyPath(key)}`);
   } catch (err) {
     view.replaceChildren(h("p", { class: "error" }, err.message));
+    return;
+  }
+  if (run.finished_as) {
+    location.replace(`#run/${encodeURIComponent(run.finished_as)}`);
     return;
   }
   if (run.running) {
