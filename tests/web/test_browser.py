@@ -316,7 +316,7 @@ def test_a_gone_server_is_obvious_and_after_a_restart_the_interrupted_run_shows_
         set_settings(page, size=64, steps=8000, save_every=20)
         use_standin(page)
         page.click("#start")
-        page.wait_for_function("(document.querySelector('#live-img').getAttribute('src') || '').includes('step=')")
+        page.wait_for_function("+(/step (\\d+)/.exec(document.querySelector('#live-stats').innerText) || [0, 0])[1] >= 10")
     finally:
         first.__exit__(None, None, None)  # the server stops mid-run
     page.wait_for_selector("#offline:not([hidden])")
@@ -330,6 +330,7 @@ def test_a_gone_server_is_obvious_and_after_a_restart_the_interrupted_run_shows_
         page.wait_for_function(f"({CHART})('#live-chart').drawn > 500")
         assert page.evaluate(CHART, "#live-chart")["series"].split()[-1] == "total"
         assert page.is_enabled("#start")
+        shot(page, "restarted")
     page.errors[:] = [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e and "Failed to load" not in e]
     assert not page.errors, page.errors
 
