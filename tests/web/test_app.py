@@ -31,7 +31,18 @@ def test_the_page_and_its_scripts_are_served_locally(make_client):
     client = make_client(worker=False)
     page = client.get("/")
     assert page.status_code == 200 and "stylelab studio" in page.text
-    for asset in ("app.js", "form.js", "live.js", "gallery.js", "plot.js", "dom.js", "style.css", "icon.svg"):
+    for asset in (
+        "app.js",
+        "form.js",
+        "form_errors.js",
+        "masks.js",
+        "live.js",
+        "gallery.js",
+        "plot.js",
+        "dom.js",
+        "style.css",
+        "icon.svg",
+    ):
         assert client.get(f"/static/{asset}").status_code == 200, asset
     # Nothing is fetched from elsewhere: no absolute URLs to other hosts in the page or its assets.
     for text in [page.text] + [client.get(f"/static/{a}").text for a in ("app.js", "style.css")]:

@@ -28,6 +28,7 @@ CHART = """(id) => { const c = document.querySelector(id);
     let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
     return {drawn: n, sharp: c.width === Math.round(c.clientWidth * devicePixelRatio) && c.clientWidth > 0,
             series: c.dataset.series || ''}; }"""
+STEP_AT_LEAST = "(n) => +(/step (\\d+)/.exec(document.querySelector('#live-stats').innerText) || [0, 0])[1] >= n"
 # Whether a chart shows its latest data as a fresh drawing at its present size would.
 CURRENT = """async (id) => { const { drawLosses } = await import('/static/plot.js');
     const c = document.querySelector(id), before = c.toDataURL(), width = c.width;
@@ -316,7 +317,7 @@ def test_a_gone_server_is_obvious_and_after_a_restart_the_interrupted_run_shows_
         set_settings(page, size=64, steps=8000, save_every=20)
         use_standin(page)
         page.click("#start")
-        page.wait_for_function("+(/step (\\d+)/.exec(document.querySelector('#live-stats').innerText) || [0, 0])[1] >= 10")
+        page.wait_for_function(STEP_AT_LEAST, arg=10)
     finally:
         first.__exit__(None, None, None)  # the server stops mid-run
     page.wait_for_selector("#offline:not([hidden])")

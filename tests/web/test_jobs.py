@@ -146,7 +146,7 @@ def test_a_run_made_by_the_cli_shows_in_the_gallery(make_client, runs_dir, input
     assert code == 0
     client = make_client(worker=False)
     listed = client.get("/api/runs").json()["runs"]
-    assert [(r["key"], r["title"], r["studio"]) for r in listed] == [("from-cli", "from-cli", False)]
+    assert [(r["key"], r["title"], r["studio"]) for r in listed] == [("from-cli", "mosaic on coffee", False)]
     run = client.get("/api/runs/from-cli").json()
     assert [m["step"] for m in run["metrics"]] == [1, 2] and run["inputs"] == []
     assert run["recipe_values"]["size"] == 32

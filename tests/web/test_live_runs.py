@@ -33,7 +33,9 @@ def test_a_run_being_written_is_listed_as_running_with_its_losses_and_newest_sna
     assert again["steps"] == 6 and again["result"].endswith("step=6")
     run.finish()
     client.app.state.gallery.invalidate()
-    assert client.get("/api/runs/cli-live.partial").status_code == 404  # renamed: the page looks for "final"
+    moved = client.get("/api/runs/cli-live.partial").json()  # renamed: the page following it moves on
+    assert moved == {"key": "cli-live.partial", "running": False, "finished_as": "cli-live"}
+    assert client.get("/api/latest/cli-live.partial").status_code == 404
     done = client.get("/api/runs/cli-live").json()
     assert done["status"] == "done" and done["terms"] == ["content", "style", "tv", "temporal", "total"]
     assert [r["key"] for r in client.get("/api/runs").json()["runs"]] == ["cli-live"]

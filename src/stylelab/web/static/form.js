@@ -3,6 +3,8 @@
 // and the start button. The server checks a request whole: its mistakes come back all at once, each
 // tied to the field it concerns, and are shown there.
 import { $, api, conn, h, keyPath, toast } from "./dom.js";
+import { clearError, clearErrors, showErrors } from "./form_errors.js";
+import { drawMaskPreview } from "./masks.js";
 import { seriesColour } from "./plot.js";
 
 const form = {
@@ -175,70 +177,13 @@ function thumb(upload, role, index) {
   return h("li", { class: "thumb", dataset: { index: String(index) } }, h("div", { class: "thumb-row" }, parts), errors);
 }
 
-const loadImage = (src) =>
-  new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`cannot show ${src}`));
-    img.src = src;
-  });
-
-/** The content with each style's mask over it, in that style's colour: where each style will paint. */
-async function drawMaskPreview() {
-  const box = $("#mask-preview");
-  const masked = form.styles.map((s, i) => [s, i]).filter(([s]) => s.mask);
-  box.hidden = !form.content || !masked.length;
-  if (box.hidden) return;
-  const srcOf = (u) => u.preview || u.url;
-  let content, masks;
-  try {
-    [content, ...masks] = await Promise.all([loadImage(srcOf(form.content)), ...masked.map(([s]) => loadImage(srcOf(s.mask)))]);
-  } catch {
-    return;
-  }
-  const canvas = $("#mask-canvas");
-  const width = Math.min(content.naturalWidth, 480);
-  const height = Math.max(1, Math.round((width * content.naturalHeight) / content.naturalWidth));
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext("2d");
-  ctx.drawImage(content, 0, 0, width, height);
-  const layer = document.createElement("canvas");
-  layer.width = width;
-  layer.height = height;
-  const lctx = layer.getContext("2d", { willReadFrequently: true });
-  masks.forEach((mask, k) => {
-    const colour = seriesColour(masked[k][1]);
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
-    lctx.clearRect(0, 0, width, height);
-    lctx.drawImage(mask, 0, 0, width, height);
-    const pixels = lctx.getImageData(0, 0, width, height);
-    const d = pixels.data;
-    for (let i = 0; i < d.length; i += 4) {
-      const white = (0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]) / 255; // white: the style paints here
-      d[i] = r;
-      d[i + 1] = g;
-      d[i + 2] = b;
-      d[i + 3] = Math.round(white * 150);
-    }
-    lctx.putImageData(pixels, 0, 0);
-    ctx.drawImage(layer, 0, 0);
-  });
-  canvas.dataset.masks = String(masks.length);
-  const unmasked = form.styles.filter((s) => !s.mask);
-  $("#mask-legend").replaceChildren(
-    ...masked.map(([s, i]) => h("li", {}, h("span", { class: "swatch", style: `background:${seriesColour(i)}` }), s.upload.name)),
-    ...unmasked.map((s) => h("li", {}, h("span", { class: "swatch rest" }), `${s.upload.name}: the rest`)),
-  );
-}
-
 function renderImages() {
   $("#content-list").replaceChildren(...(form.content ? [thumb(form.content, "content", 0)] : []));
   $("#style-list").replaceChildren(...form.styles.map((s, i) => thumb(s.upload, "style", i)));
   $("#start-list").replaceChildren(...(form.start ? [thumb(form.start, "start", 0)] : []));
   $("#content-drop").classList.toggle("filled", !!form.content);
   $("#style-drop").classList.toggle("filled", form.styles.length > 0);
-  drawMaskPreview();
+  drawMaskPreview(form.content, form.styles);
 }
 
 async function upload(file) {
@@ -290,75 +235,6 @@ function setupDrop(role) {
     zone.classList.remove("over");
     addFiles(role, [...e.dataTransfer.files]);
   });
-}
-
-// ---------------------------------------------------------------- mistakes, tied to their fields
-
-/** Where the message for a key goes, and the control it concerns (to mark and to focus). */
-function placeOf(key) {
-  const [kind, index] = key.split(".");
-  if (index !== undefined) {
-    const control = { style: `#style-list li[data-index="${index}"] .thumb-name`, blend: `#style-weight-${index}`, mask: `#mask-${index} :is(label, img)` }[kind];
-    return { box: $(`#err-${kind}-${index}`), control: control && $(control) };
-  }
-  if (["content", "styles", "start"].includes(key)) {
-    const role = key === "styles" ? "style" : key;
-    return { box: $(`#${role}-status`), control: $(`#${role}-file`) };
-  }
-  const control = key === "recipe" ? $("#recipe") : $(`#f-${key}`);
-  if (!control) return { box: null, control: null };
-  const field = control.closest(".field");
-  let box = field.querySelector(".field-error");
-  if (!box) {
-    box = h("p", { class: "field-error", id: `err-${key}` });
-    field.append(box);
-  }
-  return { box, control };
-}
-
-function clearError(key) {
-  const { box, control } = placeOf(key);
-  if (box) {
-    box.textContent = "";
-    box.classList.remove("error");
-  }
-  if (control) control.removeAttribute("aria-invalid");
-}
-
-function clearErrors() {
-  for (const box of document.querySelectorAll("#job-form .field-error")) box.textContent = "";
-  for (const box of document.querySelectorAll("#job-form .drop-status.error")) {
-    box.textContent = "";
-    box.classList.remove("error");
-  }
-  for (const el of document.querySelectorAll("#job-form [aria-invalid]")) el.removeAttribute("aria-invalid");
-  $("#form-error").replaceChildren();
-}
-
-/** Show each mistake by its field, and all of them in a list by the Start button (each a link to its field). */
-function showErrors(errors) {
-  const items = [];
-  for (const [key, message] of Object.entries(errors)) {
-    const { box, control } = placeOf(key);
-    if (box) {
-      box.textContent = message;
-      box.classList.add("error");
-    }
-    if (control) {
-      control.setAttribute("aria-invalid", "true");
-      const described = (control.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-      if (box && box.id && !described.includes(box.id)) control.setAttribute("aria-describedby", [...described, box.id].join(" "));
-      const details = control.closest("details");
-      if (details) details.open = true;
-    }
-    const go = () => control && control.focus();
-    items.push(h("li", {}, control ? h("a", { href: "#", onclick: (e) => (e.preventDefault(), go()) }, message) : message));
-  }
-  const n = items.length;
-  $("#form-error").replaceChildren(
-    h("strong", {}, n === 1 ? "One thing to fix before this can start:" : `${n} things to fix before this can start:`),
-    h("ul", {}, items),
-  );
 }
 
 // ---------------------------------------------------------------- submit
