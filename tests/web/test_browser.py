@@ -158,7 +158,12 @@ def test_runs_are_labelled_by_what_they_painted_and_compared_inputs_included(liv
         "mosaic on coffee",
     ]
     queue = [t.replace("\n", " ") for t in page.locator("#queue .queue-label").all_inner_texts()]
-    assert queue[0] == "waves on coffee · steps 60, style weight 20" and queue[2] == "mosaic on coffee"
+    # The second job's label gained what sets it apart when the third was queued (a "labels" event).
+    assert queue == [
+        "waves on coffee · steps 60, style weight 20",
+        "waves on coffee · steps 4, style weight 5",
+        "mosaic on coffee",
+    ]
     page.wait_for_function(
         "[...document.querySelectorAll('#gallery .card img')].every(i => i.complete && i.naturalWidth > 0)"
     )
