@@ -307,6 +307,10 @@ class EngineCache:
     def builds(self) -> int:
         return sum(e.builds for e in self._engines.values())
 
+    @property
+    def build_seconds(self) -> float:
+        return sum(getattr(e, "build_seconds", 0.0) for e in self._engines.values())
+
 
 def _terms(items: list[Item]) -> tuple[str, ...]:
     from .terms import term_names
