@@ -63,9 +63,10 @@ def test_a_clip_is_painted_into_its_run_folder_and_the_video(tiny_mp4, stripes, 
     video = probe(tmp_path / "out.mp4")
     assert (video.fps, video.width, video.height, video.frames, video.has_audio) == (FPS, 64, 48, TINY_FRAMES, True)
     assert is_stylelab_video(tmp_path / "out.mp4") and not is_stylelab_video(tiny_mp4)
-    # The video shows the saved frames (H.264 at crf 18 on 64x48 frames: ~30 dB).
+    # The video shows the saved frames (H.264 at crf 18, 4:2:0, on painted 64x48 frames: 26-31 dB measured;
+    # another frame of the clip scores under 20).
     for (_, got), want in zip(read_frames(tmp_path / "out.mp4"), frames_of(run)):
-        assert psnr(got, want) > 26
+        assert psnr(got, want) > 23
     kinds = [type(e).__name__ for e in seen if isinstance(e, (ClipStarted, FrameDone, ClipEnded))]
     assert kinds == ["ClipStarted", *["FrameDone"] * TINY_FRAMES, "ClipEnded"]
     done = [e for e in seen if isinstance(e, FrameDone)]

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from stylelab.cli import main
-from stylelab.video.clip_run import is_stylelab_video
 from stylelab.video.io import probe, read_frames
+from stylelab.video.output import is_stylelab_video
 
 from .conftest import FPS, TINY_FRAMES
 
@@ -187,3 +187,14 @@ def test_the_demo_needs_no_files(capsys, tmp_path):
     assert probe(out).frames == 3 and probe(out).has_audio
     frames = [np.asarray(f) for _, f in read_frames(tmp_path / "demo-run" / "inputs" / "clip.mp4", max_frames=3)]
     assert len(frames) == 3 and frames[0].shape == (128, 192, 3)
+
+
+def test_chunks_from_the_command_line(capsys, tiny_mp4, stripes, tmp_path):
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "video", tiny_mp4, "-s", stripes, "-o", out, *TINY, "--chunk-frames", 4, "-q")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out-run" / "video.json").read_text())["chunks_done"] == [[1, 4], [4, 6]]
+    code, err = run_cli(capsys, "video", tiny_mp4, "-s", stripes, "-o", out, *TINY, "--address", "auto")
+    assert code == 2 and "--address goes with --executor ray" in err
+    code, err = run_cli(capsys, "video", tiny_mp4, "-s", stripes, "-o", out, *TINY, "--chunk-frames", 1)
+    assert code == 2 and "--chunk-frames must be at least 2" in err

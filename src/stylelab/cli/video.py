@@ -13,6 +13,7 @@ from ..recipes import Recipe, load_recipe
 from .app import OUTPUT, PAINT, app, err, recipe_overrides, with_recipe_options
 
 VIDEO = "Video"
+RAY_CHUNK_FRAMES = 48  # 2 s at 24 fps: a seam every 2 s, and a chunk is minutes of work a task
 
 
 def _default_output(source: str) -> Path:
@@ -81,6 +82,25 @@ def video_command(
     fps: float | None = typer.Option(
         None, "--fps", help="Frame rate of a folder of frames (default 24).", rich_help_panel=VIDEO
     ),
+    chunk_frames: int | None = typer.Option(
+        None,
+        "--chunk-frames",
+        help="Paint in chunks of N frames, each starting at the previous chunk's last frame (a fresh start, "
+        "so a seam there); with --executor ray they are painted side by side (default there: 48).",
+        rich_help_panel=VIDEO,
+    ),
+    executor: str = typer.Option(
+        "local", "--executor", help="local (here) or ray (chunks as Ray tasks; docs/ray.md).", rich_help_panel=VIDEO
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray instance).",
+        rich_help_panel=VIDEO,
+    ),
+    cpus_per_task: int | None = typer.Option(
+        None, "--cpus-per-task", help="Ray: CPUs (and torch threads) per chunk task.", rich_help_panel=VIDEO
+    ),
     demo: bool = typer.Option(
         False,
         "--demo",
@@ -116,6 +136,9 @@ def video_command(
         raise StylelabError("give a SOURCE video or folder of frames (or --demo)")
     if not styles and not demo:
         raise StylelabError("give at least one --style image")
+    runner = _runner(executor, address, cpus_per_task)
+    if runner is not None and chunk_frames is None:
+        chunk_frames = RAY_CHUNK_FRAMES
     overrides = recipe_overrides(settings)
     base: str | Recipe = recipe or "default"
     resolved = load_recipe(base, **overrides)
@@ -140,12 +163,15 @@ def video_command(
         fps=fps,
         frame_steps=frame_steps,
         flow=flow,
+        chunk_frames=chunk_frames,
     )
     engine, plan, run, output, k, info = prepare_clip(spec, run_dir, output, restart=restart, own_inputs=demo)
     if not quiet:
         err.print(_describe(plan, engine, output, run.folder, k), highlight=False, markup=False)
     with _progress(quiet, print_every) as sink:
-        outcome = paint_into(engine, plan, run, output, k, info, sinks=[sink] if sink else [], restart=restart)
+        outcome = paint_into(
+            engine, plan, run, output, k, info, sinks=[sink] if sink else [], restart=restart, runner=runner
+        )
     for note in outcome.notes:
         err.print(f"note: {note}", highlight=False, markup=False)
     if outcome.status in ("interrupted", "cancelled"):
@@ -190,6 +216,21 @@ def _describe(plan, engine, output: Path, folder: Path, kept: int) -> str:
     )
 
 
+def _runner(executor: str, address: str | None, cpus_per_task: int | None):
+    """None (paint here) or a Ray runner; Ray's options without --executor ray are a mistake."""
+    if executor == "local":
+        given = {"--address": address, "--cpus-per-task": cpus_per_task}
+        if any(v is not None for v in given.values()):
+            raise StylelabError(f"{next(k for k, v in given.items() if v is not None)} goes with --executor ray")
+        return None
+    if executor != "ray":
+        raise StylelabError(f"--executor is local or ray, not {executor!r}")
+    from ..ray_executor import RayExecutor
+    from ..video.chunks import ray_runner
+
+    return ray_runner(RayExecutor(address, cpus_per_task=cpus_per_task))
+
+
 @contextlib.contextmanager
 def _progress(quiet: bool, print_every: int | None):
     from ..video.progress import ClipBar, ClipLines
@@ -207,7 +248,7 @@ def _demo_inputs(run_dir: Path, styles: list[str]) -> tuple[str, list[str]]:
     """The demo's clip (``synthetic.make_clip``: a camera move over a built-in photo, with a tone) and,
     unless --style is given, a built-in style, written once into the run folder's inputs/."""
     from .. import folders
-    from ..video.clip_run import DEMO_CLIP, DEMO_STYLE, VIDEO_LAYOUT, is_video_folder
+    from ..video.run_folder import DEMO_CLIP, DEMO_STYLE, VIDEO_LAYOUT, is_video_folder
 
     folder = folders.check_folder(
         run_dir, layout=VIDEO_LAYOUT, recognise=is_video_folder, what="video run folder", option="--run-dir"

@@ -79,7 +79,8 @@ class ClipSpec:
     budget of each frame after the first (None: ``default_frame_steps``); the recipe's
     ``temporal_weight`` weighs the temporal term (0: plain per-frame stylisation, every frame
     with the recipe's steps from its own start image). ``flow`` is ``"dis"`` or ``"farneback"``;
-    ``fill`` and ``interpolation``: how the previous frame is carried (``carry``).
+    ``fill`` and ``interpolation``: how the previous frame is carried (``carry``). ``chunk_frames``
+    paints the clip in chunks of that many frames, each overlapping the next by one (chunks.py).
     """
 
     source: str | Path
@@ -96,6 +97,7 @@ class ClipSpec:
     flow: str = "dis"
     fill: str = "warp"
     interpolation: str = "lanczos"
+    chunk_frames: int | None = None
 
     def __post_init__(self):
         from .flow import METHODS
@@ -115,6 +117,8 @@ class ClipSpec:
             raise VideoError(f"unknown fill {self.fill!r}; choose one of {', '.join(FILLS)}")
         if self.interpolation not in INTERPOLATIONS:
             raise VideoError(f"unknown interpolation {self.interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}")
+        if self.chunk_frames is not None and self.chunk_frames < 2:
+            raise VideoError(f"--chunk-frames must be at least 2 (chunks overlap by one), not {self.chunk_frames}")
         if self.frame_steps is not None and self.frame_steps < 1:
             raise VideoError(f"--frame-steps must be 1 or more, not {self.frame_steps}")
         if self.recipe.engine != "optimise":
@@ -156,6 +160,7 @@ class ClipSpec:
             "flow": self.flow,
             "fill": self.fill,
             "interpolation": self.interpolation,
+            "chunk_frames": self.chunk_frames,
         }
 
 
@@ -320,8 +325,9 @@ class ClipPlan:
 
         return dataclasses.replace(task, temporal=carried.temporal())
 
-    def recipe_for(self, frame: int) -> Recipe:
-        return self.recipe if frame == 1 else self.recipe.replace(steps=self.spec.steps_for(frame))
+    def recipe_for(self, frame: int, *, fresh: bool = False) -> Recipe:
+        """The engine's recipe for ``frame``; ``fresh``: painted as a still (frame 1, a chunk's first)."""
+        return self.recipe if fresh or frame == 1 else self.recipe.replace(steps=self.spec.steps_for(frame))
 
 
 def plan_clip(spec: ClipSpec, engine=None) -> ClipPlan:
@@ -394,24 +400,27 @@ def paint_frames(
     *,
     skip: int = 0,
     previous: tuple[Image.Image, Image.Image] | None = None,
+    last: int | None = None,
     sinks: Sequence = (),
     stop: threading.Event | None = None,
 ) -> Iterator[PaintedFrame]:
-    """Paint the clip's frames from frame ``skip + 1``, yielding each as it is done.
+    """Paint the clip's frames ``skip + 1`` to ``last`` (default: the end), yielding each as it is done.
 
-    ``previous`` is (the input frame ``skip``, its painted image) when resuming after frame ``skip``
-    (needed when the clip is temporal). The engine's events for each frame go to ``sinks``
-    (item 0). The generator stops at the first frame that does not end ``done`` or ``diverged``
-    (cancelled, interrupted: that frame is yielded with its status, and not painted further).
+    ``previous`` is (the input frame ``skip``, its painted image) to go on from; without it, frame
+    ``skip + 1`` is painted as a still, as frame 1 is (the first frame of a chunk). The engine's
+    events for each frame go to ``sinks`` (item 0). The generator stops at the first frame that
+    does not end ``done`` or ``diverged`` (cancelled, interrupted: that frame is yielded with its
+    status, and not painted further).
     """
     spec = plan.spec
-    if skip and spec.temporal and previous is None:
-        raise ValueError("resuming a temporal clip needs the previous frame and its painted image")
     before = previous
     for n, index, frame in plan.frames(skip):
+        if last is not None and n > last:
+            return
         t0 = time.perf_counter()
         carried = None
-        if spec.temporal and n > 1:
+        fresh = before is None
+        if spec.temporal and not fresh:
             frame_before, painted_before = before
             carried = carry(
                 painted_before,
@@ -422,7 +431,7 @@ def paint_frames(
                 fill_from=plan.content_of(frame),
                 interpolation=spec.interpolation,
             )
-        recipe = plan.recipe_for(n)
+        recipe = plan.recipe_for(n, fresh=fresh)
         run_plan = engine.prepare([plan.task(frame, carried, label=f"frame {n}")], recipe)
         result = engine.run(run_plan, sinks, stop)[0]
         seconds = time.perf_counter() - t0
