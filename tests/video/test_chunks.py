@@ -64,19 +64,22 @@ def test_ray_workers_paint_the_same_chunks(tiny_mp4, stripes, tmp_path):
 
     spec = spec_for(tiny_mp4, stripes, chunk_frames=3)
     assert run_clip(spec, tmp_path / "here").ok
-    # The workers import this checkout's stylelab (the installed one may be another).
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": src}},
-    )
+    started = not ray.is_initialized()  # tests/ray may have one running for the session: use it as it is
+    if started:
+        # The workers import this checkout's stylelab (the installed one may be another).
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": src}},
+        )
     try:
         out = run_clip(spec, tmp_path / "ray", runner=ray_runner(RayExecutor(cpus_per_task=1)))
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     assert out.ok and out.frames_done == TINY_FRAMES
     assert all(np.array_equal(x, y) for x, y in zip(frames_of(tmp_path / "here"), frames_of(tmp_path / "ray")))

@@ -170,3 +170,41 @@ def test_carrying_the_input_frame_along_the_flow_gives_the_next_frame(tiny_clip)
     assert np.abs(np.asarray(linear.warped, np.float32) - np.asarray(b, np.float32))[reliable].mean() < 6
     t = c.temporal()
     assert tuple(t.image.shape) == (1, 3, 48, 64) and tuple(t.weights.shape) == (1, 1, 48, 64)
+
+
+def test_progress_lines_and_bars(tiny_mp4, stripes, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from stylelab.video.progress import ClipBar, ClipLines
+
+    lines: list[str] = []
+    buf = io.StringIO()
+    with ClipBar(Console(file=buf, force_terminal=True, width=120)) as bar:
+        run_clip(spec_for(tiny_mp4, stripes, max_frames=3), tmp_path / "run", sinks=[ClipLines(4, lines.append), bar])
+    assert lines[0].startswith("clip: 3 frames at 64x48, 8 steps for frame 1 and 3 for each later one")
+    frames = [line for line in lines if line.startswith("frame")]
+    assert [line.split(":")[0] for line in frames] == ["frame 1/3", "frame 2/3", "frame 3/3"]
+    assert "clip eta" in frames[0] and "carried" in frames[1] and "clip eta" not in frames[2]
+    assert any(line.startswith("  4/8 ") for line in lines)
+    assert lines[-1] == "clip done: 3/3 frames"
+    shown = buf.getvalue()
+    assert "clip" in shown and "3/3" in shown and "frame 3" in shown
+
+
+def test_the_stop_event_ends_the_clip_after_the_frame_being_painted(tiny_mp4, stripes, tmp_path):
+    import threading
+
+    stop = threading.Event()
+
+    def press_stop(event):
+        if isinstance(event, FrameDone) and event.frame == 2:
+            stop.set()
+
+    ended = []
+    out = run_clip(spec_for(tiny_mp4, stripes), tmp_path / "run", sinks=[press_stop, ended.append], stop=stop)
+    assert (out.status, out.frames_done, out.output) == ("cancelled", 2, None)
+    last = [e for e in ended if isinstance(e, ClipEnded)]
+    assert len(last) == 1 and last[0].status == "cancelled" and last[0].frames_done == 2
+    assert json.loads((tmp_path / "run" / "video.json").read_text())["status"] == "cancelled"

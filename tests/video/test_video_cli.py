@@ -198,3 +198,21 @@ def test_chunks_from_the_command_line(capsys, tiny_mp4, stripes, tmp_path):
     assert code == 2 and "--address goes with --executor ray" in err
     code, err = run_cli(capsys, "video", tiny_mp4, "-s", stripes, "-o", out, *TINY, "--chunk-frames", 1)
     assert code == 2 and "--chunk-frames must be at least 2" in err
+
+
+@pytest.mark.parametrize("extra", [["--preserve-color", "histogram"], ["--masks", "{mask}", "--background", "{style}"]])
+def test_still_options_apply_to_every_frame(capsys, tiny_mp4, stripes, tmp_path, extra):
+    mask = tmp_path / "left.png"
+    a = np.zeros((48, 64), np.uint8)
+    a[:, :32] = 255
+    Image.fromarray(a).save(mask)
+    args = [x.format(mask=mask, style=stripes) for x in extra]
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "video", tiny_mp4, "-s", stripes, "-o", out, *TINY, "--max-frames", 3, *args, "-q")
+    assert code == 0, err
+    settings = json.loads((tmp_path / "out-run" / "video.json").read_text())["settings"]
+    if "--masks" in extra:
+        assert settings["masks"][0]["name"] == str(mask) and settings["background"]["name"] == str(stripes)
+    else:
+        assert settings["recipe"]["preserve_color"] == "histogram"
+    assert probe(out).frames == 3

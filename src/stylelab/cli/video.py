@@ -21,7 +21,20 @@ def _default_output(source: str) -> Path:
     return Path(f"{path.stem if path.suffix else path.name}-stylised.mp4")
 
 
+def _video_defaults(func):
+    """The generated --temporal-weight option says the video command's own default."""
+    from ..video.defaults import VIDEO_TEMPORAL_WEIGHT
+
+    option = func.__signature__.parameters["temporal_weight"].default
+    option.help = (
+        f"Weight of the temporal term (the previous frame carried along the flow); 0 paints every frame on its "
+        f"own. [default: {VIDEO_TEMPORAL_WEIGHT:g}, or the recipe's when it sets one]"
+    )
+    return func
+
+
 @app.command("video")
+@_video_defaults
 @with_recipe_options
 def video_command(
     source: str | None = typer.Argument(

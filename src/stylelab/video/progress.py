@@ -34,19 +34,14 @@ class ClipLines:
     def __init__(self, every: int | None = None, write=None):
         self.every = every
         self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.frame = 0
-        self.total = 0
 
     def __call__(self, event: Event | ClipStarted | FrameDone | ClipEnded) -> None:
         if isinstance(event, ClipStarted):
-            self.total = event.total
             again = f", going on from frame {event.first}" if event.first > 1 else ""
             self.write(
                 f"clip: {event.total} frames at {event.size[0]}x{event.size[1]}, {event.first_steps} steps for "
                 f"frame 1 and {event.later_steps} for each later one{again}"
             )
-        elif isinstance(event, Started):
-            self.frame += 1 if self.frame else 0
         elif isinstance(event, Step) and self.every and (event.step % self.every == 0):
             per_step = event.elapsed / max(1, event.step)
             self.write(f"  {event.step}/{event.total_steps}  {_loss_text(event.losses)}  {per_step:.3g} s/step")
