@@ -189,9 +189,14 @@ def video_command(
         err.print(f"note: {note}", highlight=False, markup=False)
     if outcome.status in ("interrupted", "cancelled"):
         left = f"frames 1-{outcome.frames_done} are" if outcome.frames_done else "no frame is"
+        then = (
+            "to write the video"
+            if outcome.frames_done >= outcome.total
+            else f"to go on from frame {outcome.frames_done + 1}"
+        )
         err.print(
             f"{outcome.status} after frame {outcome.frames_done} of {outcome.total}: {left} saved in {run.folder}; "
-            f"run the same command again to go on from frame {outcome.frames_done + 1}",
+            f"run the same command again {then}",
             highlight=False,
             markup=False,
         )
