@@ -116,6 +116,7 @@ class Engine:
         self.build_seconds = 0.0
         self.styles = StyleCache()
         self._lock = threading.Lock()
+        self.fast = None  # the FastEngine painting init="fast" start images (fast/engine.py), made on first use
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, **kwargs) -> Engine:
@@ -143,12 +144,22 @@ class Engine:
             self.build_seconds += time.perf_counter() - t0
         return self._net
 
+    def fast_engine(self):
+        """The fast engine that paints ``init = "fast"`` start images: made on first use, then kept."""
+        if self.fast is None:
+            from .fast.engine import FastEngine
+
+            self.fast = FastEngine()
+        return self.fast
+
     def prepare(self, tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
         """Decode and check ``tasks`` for ``recipe`` (see plan.py); nothing is written, no event sent."""
         if not self.accepts(recipe):
             wanted = {name: getattr(recipe, name) for name in NETWORK_FIELDS}
             raise RecipeError(f"this engine runs {self.config}, the recipe asks for {wanted}")
         plan = prepare(tasks, recipe, memory_free=memory_free)
+        if recipe.init == "fast":  # the model is loaded and the start size checked now, like the network
+            self.fast_engine().check(plan, scale_sizes(recipe.size, recipe.scales)[0], memory_free)
         # The network is built (and its weights checked) now, before any event: a bad weights
         # file is refused like a bad image.
         self.network({*recipe.resolved_content_layers, *recipe.resolved_style_layers})
@@ -212,7 +223,9 @@ class Engine:
                     break
                 size = images.fitted_size(items[0].content.size, longest)
                 if x is None:
-                    x = init_image(items, recipe, size, self.device)
+                    x = init_image(
+                        items, recipe, size, self.device, self.fast_engine() if recipe.init == "fast" else None
+                    )
                 else:
                     x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
                 # The first scale starting from the content images reads the content targets
@@ -327,11 +340,12 @@ def _precision_name(precision_name: str, device: torch.device) -> str:
     return "bf16" if dtype == torch.bfloat16 else "fp16" if dtype == torch.float16 else "fp32"
 
 
-def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device) -> torch.Tensor:
+def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device, fast=None) -> torch.Tensor:
     """The start image of every item at the coarsest scale, (B, 3, H, W).
 
     A start image or a style image of another shape is cropped to the output's
-    proportions (centred) before it is resized, never stretched.
+    proportions (centred) before it is resized, never stretched. ``init = "fast"``:
+    the fast engine ``fast`` paints the item at this size (fast/engine.py: start_image).
     """
     w, h = size
     parts = []
@@ -340,6 +354,8 @@ def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device)
             parts.append(images.to_tensor(fit_to(it.init, (w, h))))
         elif recipe.init == "content":
             parts.append(images.to_tensor(it.content.resize((w, h), images.RESAMPLE)))
+        elif recipe.init == "fast":
+            parts.append(images.to_tensor(fast.start_image(it, recipe, (w, h))))
         elif recipe.init == "style":
             parts.append(images.to_tensor(fit_to(it.sets[0].images[0], (w, h))))
         else:

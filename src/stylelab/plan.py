@@ -60,21 +60,26 @@ class Plan:
     recipe: Recipe
     items: list[Item]
     batches: list[list[int]]  # item indices
-    estimate: memory.Estimate
+    estimate: memory.Estimate | None  # None: planned without plan.py's memory check (the engine made its own)
     labels: list[str] = field(default_factory=list)
 
 
-def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
-    """Decode and check ``tasks`` for ``recipe``; raises StylelabError (one line) for anything it cannot paint."""
+def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None, network: bool = True) -> Plan:
+    """Decode and check ``tasks`` for ``recipe``; raises StylelabError (one line) for anything it cannot paint.
+
+    ``network=False`` leaves out the checks made for VGG19 (the sizes its poolings need, the
+    memory an optimisation step takes; the plan's ``estimate`` is then None): an engine with
+    another network (fast/engine.py) makes its own.
+    """
     if not tasks:
         raise ImageError("nothing to paint: no tasks")
-    items = [_item(task, recipe, i, len(tasks)) for i, task in enumerate(tasks)]
+    items = [_item(task, recipe, i, len(tasks), network) for i, task in enumerate(tasks)]
     batches: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         shape = tuple((len(s.images), s.mask is not None) for s in item.sets)
         batches.setdefault((item.size, shape), []).append(i)
     estimate = None
-    for batch in batches.values():
+    for batch in batches.values() if network else ():
         flat = [s.size for i in batch for ps in items[i].sets for s in ps.images]
         need = memory.check_fits(recipe, items[batch[0]].content.size, flat, len(batch), available=memory_free)
         estimate = need if estimate is None or need.total > estimate.total else estimate
@@ -82,7 +87,7 @@ def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = 
     return Plan(recipe, items, list(batches.values()), estimate, labels)
 
 
-def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:
+def _item(task: Task, recipe: Recipe, index: int, count: int, network: bool = True) -> Item:
     where = f" of task {index + 1}" if count > 1 else ""
     content, alpha = images.load_rgb(task.content, what=f"content{where}")
     sets = [_style_set(s, i, len(task.styles), where, content) for i, s in enumerate(task.styles)]
@@ -100,7 +105,8 @@ def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:
         init = images.load_rgb(task.init, what=f"start image{where}")[0]
     elif recipe.init not in INITS:
         init = images.load_rgb(recipe.init, what="init")[0]
-    check_network_sizes(content, [img for s in sets for img in s.images], recipe)
+    if network:
+        check_network_sizes(content, [img for s in sets for img in s.images], recipe)
     for s in sets:
         s.key = _set_key(s, recipe)
     return Item(task, content, original, alpha, sets, init, images.fitted_size(content.size, recipe.size))
