@@ -21,7 +21,7 @@ def test_info_describes_the_form_from_the_recipe_fields(make_client):
     assert set(names) == {n for n, f in FIELDS.items() if f.metadata.get("cli", True)}
     by_name = {f["name"]: f for f in info["fields"]}
     assert by_name["optimizer"]["choices"] == ["lbfgs", "adam", "sgd"]
-    assert by_name["init"]["choices"] == ["content", "style", "noise"]  # no paths from a form
+    assert by_name["init"]["choices"] == ["content", "style", "noise", "fast"]  # no paths from a form
     assert by_name["size"]["default"] == FIELDS["size"].default and by_name["size"]["main"]
     assert [r["name"] for r in info["recipes"]] == preset_names()
     assert info["recipes"][0]["values"] == load_recipe(preset_names()[0]).to_dict()
