@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color, features, images, precision
+from .engines import NETWORK_FIELDS, EngineCache, Result, make_engine
 from .errors import MemoryLimitError, RecipeError
 from .events import Callback, Done, Failed, Snapshot, Started
 from .layers import depth
@@ -40,39 +40,17 @@ from .targets import StyleCache, build_objective
 from .task import Task
 
 NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
-NETWORK_FIELDS = ("device", "weights", "pooling", "precision")  # the recipe fields an Engine is made for
 
-__all__ = ["Engine", "EngineCache", "Result", "resolve_device", "scale_sizes", "stylize_batch", "stylize_one"]
-
-
-@dataclass
-class Result:
-    """What a run produced. In a notebook it displays as its image."""
-
-    image: Image.Image | None
-    recipe: Recipe
-    history: list[dict[str, float]] = field(default_factory=list)
-    status: str = "done"  # done | diverged | cancelled | interrupted | error
-    message: str = ""
-    elapsed: float = 0.0
-    steps: int = 0
-    device: str = "cpu"
-    peak_memory: int = 0  # bytes: this run's own peak (CUDA allocator, or resident memory on CPU)
-    label: str = ""
-    task: Task | None = None
-    precision: str = "fp32"  # what the convolutions ran in
-    terms: tuple[str, ...] = ()
-
-    @property
-    def losses(self) -> dict[str, float]:
-        return {k: v for k, v in self.history[-1].items() if k not in ("step", "elapsed")} if self.history else {}
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-    def _repr_png_(self):
-        return images.png_bytes(self.image) if self.image is not None else None
+__all__ = [
+    "Engine",
+    "EngineCache",
+    "Result",
+    "make_engine",
+    "resolve_device",
+    "scale_sizes",
+    "stylize_batch",
+    "stylize_one",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -291,38 +269,6 @@ class Engine:
                 res.status, res.message = run.status[i], run.messages[i]
             run.emit_ending(Failed(run.items[i], res.steps, res.message, res.status, res))
         return results
-
-
-def make_engine(recipe: Recipe, **kwargs):
-    """The engine a recipe runs on: the optimiser's (``Engine``), or the feed-forward model's
-    (``recipe.engine == "fast"``: fast/engine.py), both with ``prepare`` and ``run``."""
-    if recipe.engine == "fast":
-        from .fast.engine import FastEngine
-
-        return FastEngine.for_recipe(recipe, **kwargs)
-    return Engine.for_recipe(recipe, **kwargs)
-
-
-class EngineCache:
-    """Engines by the recipe fields that decide the network: what a worker keeps across runs."""
-
-    def __init__(self, **engine_kwargs):
-        self._engines: dict[tuple, Engine] = {}
-        self._kwargs = engine_kwargs
-
-    def get(self, recipe: Recipe) -> Engine:
-        key = (recipe.engine, *(getattr(recipe, name) for name in NETWORK_FIELDS))
-        if key not in self._engines:
-            self._engines[key] = make_engine(recipe, **self._kwargs)
-        return self._engines[key]
-
-    @property
-    def builds(self) -> int:
-        return sum(e.builds for e in self._engines.values())
-
-    @property
-    def build_seconds(self) -> float:
-        return sum(getattr(e, "build_seconds", 0.0) for e in self._engines.values())
 
 
 def _terms(items: list[Item]) -> tuple[str, ...]:

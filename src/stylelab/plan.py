@@ -17,8 +17,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, ImageOps
 
 from . import color, images, memory
@@ -26,6 +26,9 @@ from .errors import ImageError
 from .layers import BY_NAME, min_side
 from .recipes import INITS, MAX_SIZE, Recipe
 from .task import BACKGROUND, LabelMask, StyleSet, Task
+
+if TYPE_CHECKING:  # pragma: no cover - torch loads with the masks that need it (the fast engine never does)
+    import torch
 
 
 @dataclass
@@ -113,8 +116,6 @@ def _item(task: Task, recipe: Recipe, index: int, count: int, network: bool = Tr
 
 
 def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) -> PreparedSet:
-    from . import guides
-
     label = "style" if n == 1 else f"style set {i + 1}"
     decoded = [
         images.load_rgb(img, what=f"{label}{where}" if len(s.images) == 1 else f"{label} image {j + 1}{where}")[0]
@@ -122,6 +123,8 @@ def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) ->
     ]
     hw = (content.height, content.width)
     mask = None
+    if s.mask is not None or s.image_masks is not None:
+        from . import guides  # masks are tensors: torch loads only for a task that has them
     if isinstance(s.mask, LabelMask):
         labels = guides.masks_from_labels(s.mask.source, hw=hw)
         if s.mask.index >= labels.shape[0]:
@@ -140,13 +143,15 @@ def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) ->
 
 def _resolve_background(sets: list[PreparedSet]) -> None:
     """The background set's mask: what the other sets' masks leave uncovered."""
-    from . import guides
-
     for s in sets:
         if s.background:
             others = [o.mask for o in sets if o is not s and o.mask is not None]
             if not others:
                 raise ImageError("a background style needs region masks for the other styles")
+            import torch
+
+            from . import guides
+
             s.mask = guides.background(torch.cat(others))
             if not s.mask.max() > 0:
                 raise ImageError("the region masks cover the whole content: the background style has nowhere to go")

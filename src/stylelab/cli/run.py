@@ -107,7 +107,7 @@ def run_command(
     Settings left out keep the recipe's (-r) values; [default recipe: ...] shows those of the recipe named default.
     """
     from .. import folders
-    from ..engine import make_engine
+    from ..engines import make_engine
     from ..images import save_png
     from ..records import RunRecord, is_stylelab_png, png_metadata, read_provenance
     from ..runs import RunWriter

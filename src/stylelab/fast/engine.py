@@ -43,9 +43,10 @@ import numpy as np
 from PIL import Image
 
 from .. import color, images, memory
-from ..engine import Result
+from ..engines import Result
 from ..errors import ImageError, MemoryLimitError, RecipeError, StylelabError
 from ..events import Callback, Done, Failed, Started
+from ..memory import CPU
 from ..plan import Item, Plan, PreparedSet, prepare
 from ..recipes import Recipe
 from ..task import Task
@@ -86,9 +87,7 @@ class FastEngine:
         package: str = files.PACKAGE,
         runtime: str = files.RUNTIME,
     ):
-        import torch  # the Engine protocol's device is a torch.device (describe_run, PeakMeter)
-
-        self.device = torch.device("cpu")
+        self.device = CPU
         self.precision = PRECISION
         self.config = {"engine": "fast", "threads": threads}
         self._model = model

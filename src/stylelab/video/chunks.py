@@ -73,7 +73,7 @@ def _png(img) -> bytes:
 @functools.cache
 def _engines():
     """A worker process's engines: it paints chunk after chunk and builds the network once."""
-    from ..engine import EngineCache
+    from ..engines import EngineCache
 
     return EngineCache()
 

@@ -88,7 +88,7 @@ def prepare_clip(
 
     ``own_inputs``: the inputs may lie in the run folder's inputs/ (the demo's).
     Raises StylelabError (VideoError, UnsafeFolderError...) with one line."""
-    from ..engine import make_engine
+    from ..engines import make_engine
 
     source = Path(spec.source).expanduser()
     run_dir = Path(run_dir).expanduser()

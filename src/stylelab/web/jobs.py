@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import images
-from ..engine import EngineCache
+from ..engines import EngineCache
 from ..errors import StylelabError
 from ..events import Preview, Snapshot, Started, Step
 from ..recipes import Recipe, recipe_from_dict
