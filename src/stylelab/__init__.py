@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "stylize": "api",
     "Interrupted": "api",
-    "Result": "engine",
+    "Result": "engines",
     "StylelabError": "errors",
     "Recipe": "recipes",
     "load_recipe": "recipes",
@@ -29,7 +29,7 @@ __all__ = ["Interrupted", "Recipe", "Result", "StylelabError", "__version__", "l
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Interrupted, stylize
-    from .engine import Result
+    from .engines import Result
     from .errors import StylelabError
     from .recipes import Recipe, load_recipe
 

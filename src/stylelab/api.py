@@ -7,17 +7,20 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from .engine import Engine, Result, make_engine
+from .engines import Result, make_engine
 from .errors import InputTypeError
 from .events import Event
 from .recipes import Recipe, load_recipe
 from .runs import RunWriter
 from .task import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine
 
 
 def _as_list(style) -> list[Any]:
@@ -47,7 +50,7 @@ def stylize(
     stop: threading.Event | None = None,
     style_blend_weights: Sequence[float] | None = None,
     masks: Any = None,
-    engine: Engine | None = None,
+    engine: Engine | str | None = None,
     **overrides,
 ) -> Result:
     """Paint ``content`` in the manner of ``style`` (one image or a list to blend).
@@ -65,7 +68,8 @@ def stylize(
         stop: a threading.Event that cancels the run when set.
         style_blend_weights: one weight per style image (default: equal).
         masks: one region mask per style image (white where that style goes), or one colour-label image.
-        engine: an ``Engine`` to reuse (its network and style targets stay loaded between calls).
+        engine: an ``Engine`` to reuse (its network and style targets stay loaded between calls),
+            or the name of the engine kind (``"fast"``, ``"optimise"``), as the recipe's ``engine``.
         **overrides: any Recipe field, e.g. ``steps=200, style_weight=10``.
 
     Returns:
@@ -83,6 +87,8 @@ def stylize(
     if "style_weights" in overrides:  # the old name of the blend weights
         warnings.warn("style_weights= is now style_blend_weights=", DeprecationWarning, stacklevel=2)
         style_blend_weights = overrides.pop("style_weights")
+    if isinstance(engine, str):  # the kind of engine, a recipe setting
+        overrides["engine"], engine = engine, None
     resolved = load_recipe(recipe, **overrides)
     task = Task.of(content, _as_list(style), weights=style_blend_weights, masks=masks)
     callbacks: list[Callable] = []

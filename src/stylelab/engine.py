@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color, features, images, precision
+from .engines import NETWORK_FIELDS, EngineCache, Result, make_engine
 from .errors import MemoryLimitError, RecipeError
 from .events import Callback, Done, Failed, Snapshot, Started
 from .layers import depth
@@ -41,39 +41,17 @@ from .task import Task
 
 NOISE_AMPLITUDE = 0.05  # of the noise start image, in pixel units (0..1)
 SNAPSHOT_SIDE = 1024  # a print's snapshots (tiled runs): the whole image, its longest side this many pixels
-NETWORK_FIELDS = ("device", "weights", "pooling", "precision")  # the recipe fields an Engine is made for
 
-__all__ = ["Engine", "EngineCache", "Result", "resolve_device", "scale_sizes", "stylize_batch", "stylize_one"]
-
-
-@dataclass
-class Result:
-    """What a run produced. In a notebook it displays as its image."""
-
-    image: Image.Image | None
-    recipe: Recipe
-    history: list[dict[str, float]] = field(default_factory=list)
-    status: str = "done"  # done | diverged | cancelled | interrupted | error
-    message: str = ""
-    elapsed: float = 0.0
-    steps: int = 0
-    device: str = "cpu"
-    peak_memory: int = 0  # bytes: this run's own peak (CUDA allocator, or resident memory on CPU)
-    label: str = ""
-    task: Task | None = None
-    precision: str = "fp32"  # what the convolutions ran in
-    terms: tuple[str, ...] = ()
-
-    @property
-    def losses(self) -> dict[str, float]:
-        return {k: v for k, v in self.history[-1].items() if k not in ("step", "elapsed")} if self.history else {}
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "done"
-
-    def _repr_png_(self):
-        return images.png_bytes(self.image) if self.image is not None else None
+__all__ = [
+    "Engine",
+    "EngineCache",
+    "Result",
+    "make_engine",
+    "resolve_device",
+    "scale_sizes",
+    "stylize_batch",
+    "stylize_one",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,6 +95,7 @@ class Engine:
         self.build_seconds = 0.0
         self.styles = StyleCache()
         self._lock = threading.Lock()
+        self.fast = None  # the FastEngine painting init="fast" start images (fast/engine.py), made on first use
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, **kwargs) -> Engine:
@@ -144,12 +123,22 @@ class Engine:
             self.build_seconds += time.perf_counter() - t0
         return self._net
 
+    def fast_engine(self):
+        """The fast engine that paints ``init = "fast"`` start images: made on first use, then kept."""
+        if self.fast is None:
+            from .fast.engine import FastEngine
+
+            self.fast = FastEngine()
+        return self.fast
+
     def prepare(self, tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
         """Decode and check ``tasks`` for ``recipe`` (see plan.py); nothing is written, no event sent."""
         if not self.accepts(recipe):
             wanted = {name: getattr(recipe, name) for name in NETWORK_FIELDS}
             raise RecipeError(f"this engine runs {self.config}, the recipe asks for {wanted}")
         plan = prepare(tasks, recipe, memory_free=memory_free)
+        if recipe.init == "fast":  # the model is loaded and the start size checked now, like the network
+            self.fast_engine().check(plan, scale_sizes(recipe.size, recipe.scales)[0], memory_free)
         # The network is built (and its weights checked) now, before any event: a bad weights
         # file is refused like a bad image.
         self.network({*recipe.resolved_content_layers, *recipe.resolved_style_layers})
@@ -215,7 +204,9 @@ class Engine:
                     break
                 size = images.fitted_size(items[0].content.size, longest)
                 if x is None:
-                    x = init_image(items, recipe, size, self.device)
+                    x = init_image(
+                        items, recipe, size, self.device, self.fast_engine() if recipe.init == "fast" else None
+                    )
                 else:
                     x = F.interpolate(x, size=(size[1], size[0]), mode="bicubic", align_corners=False).clamp(0, 1)
                 # The coarse scales of a print run whole where they fit, the fine ones tiled.
@@ -294,34 +285,6 @@ class Engine:
         return results
 
 
-def make_engine(recipe: Recipe, **kwargs):
-    """The engine a recipe runs on: the optimiser's (``Engine``), or the feed-forward model's
-    (``recipe.engine == "fast"``: fast/engine.py), both with ``prepare`` and ``run``."""
-    if recipe.engine == "fast":
-        from .fast.engine import FastEngine
-
-        return FastEngine.for_recipe(recipe, **kwargs)
-    return Engine.for_recipe(recipe, **kwargs)
-
-
-class EngineCache:
-    """Engines by the recipe fields that decide the network: what a worker keeps across runs."""
-
-    def __init__(self, **engine_kwargs):
-        self._engines: dict[tuple, Engine] = {}
-        self._kwargs = engine_kwargs
-
-    def get(self, recipe: Recipe) -> Engine:
-        key = (recipe.engine, *(getattr(recipe, name) for name in NETWORK_FIELDS))
-        if key not in self._engines:
-            self._engines[key] = make_engine(recipe, **self._kwargs)
-        return self._engines[key]
-
-    @property
-    def builds(self) -> int:
-        return sum(e.builds for e in self._engines.values())
-
-
 def _terms(items: list[Item]) -> tuple[str, ...]:
     from .terms import term_names
 
@@ -343,11 +306,12 @@ def _precision_name(precision_name: str, device: torch.device) -> str:
     return "bf16" if dtype == torch.bfloat16 else "fp16" if dtype == torch.float16 else "fp32"
 
 
-def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device) -> torch.Tensor:
+def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device, fast=None) -> torch.Tensor:
     """The start image of every item at the coarsest scale, (B, 3, H, W).
 
     A start image or a style image of another shape is cropped to the output's
-    proportions (centred) before it is resized, never stretched.
+    proportions (centred) before it is resized, never stretched. ``init = "fast"``:
+    the fast engine ``fast`` paints the item at this size (fast/engine.py: start_image).
     """
     w, h = size
     parts = []
@@ -356,6 +320,8 @@ def init_image(items: list[Item], recipe: Recipe, size: tuple[int, int], device)
             parts.append(images.to_tensor(fit_to(it.init, (w, h))))
         elif recipe.init == "content":
             parts.append(images.to_tensor(it.content.resize((w, h), images.RESAMPLE)))
+        elif recipe.init == "fast":
+            parts.append(images.to_tensor(fast.start_image(it, recipe, (w, h))))
         elif recipe.init == "style":
             parts.append(images.to_tensor(fit_to(it.sets[0].images[0], (w, h))))
         else:

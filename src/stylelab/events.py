@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:  # pragma: no cover
     from PIL.Image import Image
 
-    from .engine import Result
+    from .engines import Result
     from .recipes import Recipe
 
 

@@ -237,6 +237,20 @@ def pixels_that_fit(recipe: Recipe, budget: int, act_bytes: int | None = None) -
     return max(1, math.floor(budget / per_pixel))
 
 
+@dataclass(frozen=True)
+class Device:
+    """A device as the engines' protocol reads it (``.type``), for engines that run without torch."""
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = Device("cpu")
+
+
 class PeakMeter:
     """The peak memory of one run, not of the process's whole life.
 
@@ -251,9 +265,9 @@ class PeakMeter:
         self.own = False
 
     def start(self) -> None:
-        import torch
-
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.reset_peak_memory_stats(self.device)
             self.own = True
             return
@@ -266,9 +280,9 @@ class PeakMeter:
 
     def stop(self) -> int:
         """Bytes: the peak since ``start`` (or of the process, where that could not be reset)."""
-        import torch
-
         if self.device.type == "cuda":
+            import torch
+
             return int(torch.cuda.max_memory_allocated(self.device))
         if self.own:
             try:

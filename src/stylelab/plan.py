@@ -19,8 +19,8 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, ImageOps
 
 from . import color, images, memory
@@ -29,6 +29,9 @@ from .layers import BY_NAME, min_side
 from .recipes import INITS, MAX_SIZE, Recipe
 from .task import BACKGROUND, LabelMask, StyleSet, Task
 from .tiles import Tiling
+
+if TYPE_CHECKING:  # pragma: no cover - torch loads with the masks that need it (the fast engine never does)
+    import torch
 
 
 @dataclass
@@ -63,7 +66,7 @@ class Plan:
     recipe: Recipe
     items: list[Item]
     batches: list[list[int]]  # item indices
-    estimate: memory.Estimate
+    estimate: memory.Estimate | None  # None: planned without plan.py's memory check (the engine made its own)
     labels: list[str] = field(default_factory=list)
     tilings: list[Tiling | None] = field(default_factory=list)  # per batch; None (or none given): whole
 
@@ -75,18 +78,25 @@ class Plan:
         return None
 
 
-def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None) -> Plan:
-    """Decode and check ``tasks`` for ``recipe``; raises StylelabError (one line) for anything it cannot paint."""
+def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = None, network: bool = True) -> Plan:
+    """Decode and check ``tasks`` for ``recipe``; raises StylelabError (one line) for anything it cannot paint.
+
+    ``network=False`` leaves out the checks made for VGG19 (the sizes its poolings need, the
+    memory an optimisation step takes; the plan's ``estimate`` is then None): an engine with
+    another network (fast/engine.py) makes its own.
+    """
     if not tasks:
         raise ImageError("nothing to paint: no tasks")
-    items = [_item(task, recipe, i, len(tasks)) for i, task in enumerate(tasks)]
+    items = [_item(task, recipe, i, len(tasks), network) for i, task in enumerate(tasks)]
     batches: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         shape = tuple((len(s.images), s.mask is not None) for s in item.sets)
         batches.setdefault((item.size, shape), []).append(i)
     estimate = None
-    free = memory.available_memory(recipe.device) if memory_free is None else memory_free
     planned, tilings = [], []
+    free = None
+    if network:
+        free = memory.available_memory(recipe.device) if memory_free is None else memory_free
 
     def check(batch: list[int]) -> memory.Estimate:
         nonlocal estimate
@@ -96,6 +106,10 @@ def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = 
         return need
 
     for batch in batches.values():
+        if not network:
+            planned.append(batch)
+            tilings.append(None)
+            continue
         need = check(batch)
         # Too large to run together (--tile auto|N): one image at a time, each whole or tiled.
         for part in [batch] if need.batch >= len(batch) else [[i] for i in batch]:
@@ -105,7 +119,7 @@ def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = 
     return Plan(recipe, items, planned, estimate, labels, tilings)
 
 
-def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:
+def _item(task: Task, recipe: Recipe, index: int, count: int, network: bool = True) -> Item:
     where = f" of task {index + 1}" if count > 1 else ""
     content, alpha = images.load_rgb(task.content, what=f"content{where}")
     sets = [_style_set(s, i, len(task.styles), where, content) for i, s in enumerate(task.styles)]
@@ -123,15 +137,14 @@ def _item(task: Task, recipe: Recipe, index: int, count: int) -> Item:
         init = images.load_rgb(task.init, what=f"start image{where}")[0]
     elif recipe.init not in INITS:
         init = images.load_rgb(recipe.init, what="init")[0]
-    check_network_sizes(content, [img for s in sets for img in s.images], recipe)
+    if network:
+        check_network_sizes(content, [img for s in sets for img in s.images], recipe)
     for s in sets:
         s.key = _set_key(s, recipe)
     return Item(task, content, original, alpha, sets, init, images.fitted_size(content.size, recipe.size))
 
 
 def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) -> PreparedSet:
-    from . import guides
-
     label = "style" if n == 1 else f"style set {i + 1}"
     decoded = [
         images.load_rgb(img, what=f"{label}{where}" if len(s.images) == 1 else f"{label} image {j + 1}{where}")[0]
@@ -139,6 +152,8 @@ def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) ->
     ]
     hw = (content.height, content.width)
     mask = None
+    if s.mask is not None or s.image_masks is not None:
+        from . import guides  # masks are tensors: torch loads only for a task that has them
     if isinstance(s.mask, LabelMask):
         labels = guides.masks_from_labels(s.mask.source, hw=hw)
         if s.mask.index >= labels.shape[0]:
@@ -157,13 +172,15 @@ def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) ->
 
 def _resolve_background(sets: list[PreparedSet]) -> None:
     """The background set's mask: what the other sets' masks leave uncovered."""
-    from . import guides
-
     for s in sets:
         if s.background:
             others = [o.mask for o in sets if o is not s and o.mask is not None]
             if not others:
                 raise ImageError("a background style needs region masks for the other styles")
+            import torch
+
+            from . import guides
+
             s.mask = guides.background(torch.cat(others))
             if not s.mask.max() > 0:
                 raise ImageError("the region masks cover the whole content: the background style has nowhere to go")

@@ -29,7 +29,7 @@ STEP_INTERVAL = 0.5  # seconds between the Step events a worker sends per run
 @functools.cache
 def _engines():
     """This worker process's engines: a Ray worker runs batch after batch, and builds the network once."""
-    from .engine import EngineCache
+    from .engines import EngineCache
 
     return EngineCache()
 

@@ -26,7 +26,7 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.005}
 # Loss conventions; losses.py holds their formulas.
 NORMALIZATIONS = ("stylelab", "family-a", "family-b", "jcjohnson")
 STYLE_LOSSES = ("gram", "moments", "swd")  # style_losses.py holds their formulas
-INITS = ("content", "style", "noise")
+INITS = ("content", "style", "noise", "fast")  # fast: the fast engine's picture (fast/engine.py)
 POOLINGS = ("max", "avg")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -56,10 +56,12 @@ class Recipe:
     engine: str = _f(
         "optimise",
         "optimise (the optimiser: every setting below) or fast (a feed-forward model: a picture in about a "
-        "second; size, strength and colour settings apply).",
+        "second; size, strength and colour settings apply, the optimiser's settings are ignored).",
         choices=ENGINES,
     )
-    strength: float = _f(1.0, "fast engine: how much of the style (0: the content's own look, 1: the style's).")
+    strength: float = _f(
+        1.0, "fast engine and --init fast: how much of the style (0: the content's own look, 1: the style's)."
+    )
     steps: int = _f(200, "Optimisation steps at the final scale (one step = one forward/backward pass).")
     optimizer: str = _f("lbfgs", "Optimiser: lbfgs, adam or sgd.", choices=OPTIMIZERS)
     lr: float | None = _f(
@@ -92,7 +94,8 @@ class Recipe:
     init: str = _f(
         "content",
         "Start image: content, style (the first style image, centre-cropped to the output's proportions, never "
-        "stretched), noise (grey with faint noise from --seed), or an image path (cropped the same way).",
+        "stretched), noise (grey with faint noise from --seed), fast (the fast engine's picture), or an image path "
+        "(cropped the same way).",
     )
     size: int = _f(512, "Longest side of the output in pixels.")
     save_every: int = _f(0, "Save a snapshot every N steps (0: only start and end).")

@@ -23,7 +23,7 @@ from .recipes import Recipe
 from .task import input_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Result
+    from .engines import Result
 
 METADATA_KEY = "stylelab"
 

@@ -38,7 +38,7 @@ from .records import RunRecord, RunRecorder
 from .runs import Run, is_complete, load_run, write_run
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import EngineCache
+    from .engines import EngineCache
 
 UNFINISHED = ("cancelled", "interrupted")  # runs cut short: not written, run again by the next sweep
 DEFAULT_MAX_BATCH = 8  # beyond this a CPU gains nothing and a GPU little
@@ -115,7 +115,7 @@ def execute_batch(
     engines, kept across batches (the network is built once). A batch that
     cannot run comes back as records of status ``error`` with the reason.
     """
-    from .engine import EngineCache
+    from .engines import EngineCache
     from .task import Task
 
     def source(path: str):
@@ -201,7 +201,7 @@ class LocalExecutor:
     """
 
     def __init__(self):
-        from .engine import EngineCache
+        from .engines import EngineCache
 
         self.engines = EngineCache()
 
@@ -305,9 +305,12 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
         styles = [image(spec.style, "style") for spec in batch.runs]
         if batch.recipe.init not in INITS:
             image(batch.recipe.init, "start image")
-        check_network_sizes(content, styles, batch.recipe)
-        if local:  # a cluster's workers have their own memory (the executor sizes the batches for it)
-            memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(styles))
+        # VGG's limits (sizes, memory) are the optimiser's; the fast engine checks its own when it runs.
+        # A cluster's workers have their own memory (the executor sizes the batches for it).
+        if batch.recipe.engine != "fast":
+            check_network_sizes(content, styles, batch.recipe)
+            if local:
+                memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(styles))
         for spec in batch.runs:
             folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=(spec.content, spec.style))
 

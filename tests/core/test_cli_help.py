@@ -62,7 +62,7 @@ def test_run_help_groups_its_options_with_examples_first(capsys):
     assert "--style-layers NAME..." in section("Layers")
     assert "--optimizer lbfgs|adam|sgd" in section("Optimiser") and "--steps N" in section("Optimiser")
     assert "--output FILE.png" in section("Output and progress") and "--print-every N" in section("Output and progress")
-    assert "--init content|style|noise|FILE" in section("Image")
+    assert "--init content|style|noise|fast|FILE" in section("Image")
     assert "[default recipe: 200]" in section("Optimiser")  # whose default it is
     assert "--style-weights" not in text  # the old name works but is not offered
 

@@ -28,3 +28,31 @@ def psnr(a, b) -> float:
 
     mse = ((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean()
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+TINY_FRAMES = 6
+
+
+@pytest.fixture(scope="session")
+def tiny_clip() -> SyntheticClip:
+    """Six 64x48 frames: small enough for the stand-in network to paint a clip in a second."""
+    return make_clip(TINY_FRAMES, (64, 48), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_mp4(tiny_clip, tmp_path_factory) -> Path:
+    """The tiny clip as H.264 at 24 fps with a 440 Hz tone as long as the video (0.25 s)."""
+    return write_clip(tmp_path_factory.mktemp("tiny") / "tiny.mp4", tiny_clip, FPS, audio_hz=440.0)
+
+
+@pytest.fixture(scope="session")
+def stripes(tmp_path_factory) -> Path:
+    """A style image: diagonal stripes in two colours."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:48, 0:48]
+    a = np.where((((xx + yy) // 4) % 2)[..., None] == 1, [200, 40, 40], [30, 30, 160]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("style") / "stripes.png"
+    Image.fromarray(a, "RGB").save(path)
+    return path

@@ -13,6 +13,7 @@ from PIL import Image
 from stylelab.demo import mosaic, waves
 
 TINY = {"size": 64, "steps": 4, "save_every": 2}
+STANDIN = {"weights": "standin"}  # the stand-in network (features.py): no VGG, for apps made with standin=True
 
 
 def pytest_configure(config):
@@ -90,12 +91,12 @@ def make_client(runs_dir):
 
 
 class ServerThread:
-    """A real uvicorn server for ``app`` on 127.0.0.1 (a free port), in a daemon thread."""
+    """A real uvicorn server for ``app`` on 127.0.0.1 (``port``, or a free one), in a daemon thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int = 0):
         from stylelab.web.server import bind_socket, make_server
 
-        self.sock = bind_socket("127.0.0.1", 0)
+        self.sock = bind_socket("127.0.0.1", port)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = make_server(app)
@@ -114,7 +115,55 @@ class ServerThread:
 
 @pytest.fixture
 def live_server(runs_dir):
+    """The studio on a real server, offering the stand-in network (``STANDIN`` settings) for fast runs."""
     from stylelab.web.app import create_app
 
-    with ServerThread(create_app(runs_dir)) as server:
+    with ServerThread(create_app(runs_dir, standin=True)) as server:
         yield server
+
+
+class GrowingRun:
+    """A run folder written the way ``stylelab run --run-dir`` writes it (``runs.RunWriter`` fed the
+    engine's events), one event at a time: ``<folder>.partial/`` grows, then becomes ``<folder>/``."""
+
+    def __init__(self, folder: Path, recipe=None, terms=("content", "style", "tv", "total"), total: int = 40):
+        from stylelab.recipes import load_recipe
+        from stylelab.runs import RunWriter
+
+        self.recipe = recipe or load_recipe("default", size=48, steps=total)
+        self.terms, self.total, self.done = tuple(terms), total, 0
+        self.task = {"content": {"name": "tubingen.jpg"}, "styles": [{"images": [{"name": "starry.jpg"}]}]}
+        self.writer = RunWriter(Path(folder), task=self.task)
+        self.history: list[dict] = []
+        self.image = Image.new("RGB", (48, 32), (40, 90, 200))
+
+    def start(self) -> GrowingRun:
+        from stylelab.events import Started
+
+        self.writer(Started(0, self.recipe, self.total, self.image.size, "cpu", terms=self.terms))
+        return self
+
+    def step(self, n: int = 1) -> GrowingRun:
+        from stylelab.events import Step
+
+        for _ in range(n):
+            self.done += 1
+            losses = {t: (i + 1.0) / self.done for i, t in enumerate(self.terms)}
+            self.history.append({"step": self.done, "elapsed": 0.1 * self.done, **losses})
+            self.writer(Step(0, self.done, self.total, losses, 0.1 * self.done))
+        return self
+
+    def snapshot(self, colour=(40, 90, 200)) -> GrowingRun:
+        from stylelab.events import Snapshot
+
+        self.image = Image.new("RGB", (48, 32), colour)
+        self.writer(Snapshot(0, self.done, self.image, self.history[-1] if self.history else {}))
+        return self
+
+    def finish(self, status: str = "done") -> GrowingRun:
+        from stylelab.engine import Result
+        from stylelab.events import Done, Failed
+
+        result = Result(self.image, self.recipe, self.history, status, "", 0.1 * self.done, self.done, terms=self.terms)
+        self.writer(Done(0, result) if status == "done" else Failed(0, self.done, status, status, result))
+        return self

@@ -21,7 +21,7 @@ def test_info_describes_the_form_from_the_recipe_fields(make_client):
     assert set(names) == {n for n, f in FIELDS.items() if f.metadata.get("cli", True)}
     by_name = {f["name"]: f for f in info["fields"]}
     assert by_name["optimizer"]["choices"] == ["lbfgs", "adam", "sgd"]
-    assert by_name["init"]["choices"] == ["content", "style", "noise"]  # no paths from a form
+    assert by_name["init"]["choices"] == ["content", "style", "noise", "fast"]  # no paths from a form
     assert by_name["size"]["default"] == FIELDS["size"].default and by_name["size"]["main"]
     assert [r["name"] for r in info["recipes"]] == preset_names()
     assert info["recipes"][0]["values"] == load_recipe(preset_names()[0]).to_dict()
@@ -31,7 +31,18 @@ def test_the_page_and_its_scripts_are_served_locally(make_client):
     client = make_client(worker=False)
     page = client.get("/")
     assert page.status_code == 200 and "stylelab studio" in page.text
-    for asset in ("app.js", "form.js", "live.js", "gallery.js", "plot.js", "dom.js", "style.css", "icon.svg"):
+    for asset in (
+        "app.js",
+        "form.js",
+        "form_errors.js",
+        "masks.js",
+        "live.js",
+        "gallery.js",
+        "plot.js",
+        "dom.js",
+        "style.css",
+        "icon.svg",
+    ):
         assert client.get(f"/static/{asset}").status_code == 200, asset
     # Nothing is fetched from elsewhere: no absolute URLs to other hosts in the page or its assets.
     for text in [page.text] + [client.get(f"/static/{a}").text for a in ("app.js", "style.css")]:
@@ -57,28 +68,70 @@ def uploaded(make_client, input_images):
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "field", "message"),
     [
-        ({"recipe": "nope"}, "unknown recipe"),
-        ({"recipe": "../../etc/passwd.toml"}, "unknown recipe"),
-        ({"settings": {"stepz": 3}}, "did you mean 'steps'"),
-        ({"settings": {"optimizer": "lbgfs"}}, "did you mean 'lbfgs'"),
-        ({"settings": {"size": 5}}, "size must be between"),
-        ({"settings": {"style_weight": -1}}, "style_weight must be"),
-        ({"settings": {"init": "/etc/passwd"}}, "upload a start image"),
-        ({"settings": {"weights": "/tmp/evil.pth"}}, "weights must be one of"),
-        ({"settings": {"device": "tpu"}}, "unknown device"),
-        ({"content": "0123456789abcdef0123"}, "no upload"),
-        ({"content": "../../secret"}, "not a valid upload id"),
+        ({"recipe": "nope"}, "recipe", "unknown recipe"),
+        ({"recipe": "../../etc/passwd.toml"}, "recipe", "unknown recipe"),
+        ({"settings": {"stepz": 3}}, "stepz", "did you mean 'steps'"),
+        ({"settings": {"optimizer": "lbgfs"}}, "optimizer", "did you mean 'lbfgs'"),
+        ({"settings": {"size": 5}}, "size", "size must be between"),
+        ({"settings": {"style_weight": -1}}, "style_weight", "style weight must be"),  # the form's words
+        ({"settings": {"init": "/etc/passwd"}}, "init", "upload a start image"),
+        ({"settings": {"weights": "/tmp/evil.pth"}}, "weights", "weights must be one of"),
+        ({"settings": {"weights": "standin"}}, "weights", "weights must be one of caffe, torchvision in"),
+        ({"settings": {"device": "tpu"}}, "device", "unknown device"),
+        ({"content": "0123456789abcdef0123"}, "content", "no upload"),
+        ({"content": "../../secret"}, "content", "not a valid upload id"),
+        ({"content": ""}, "content", "add a content image"),
+        ({"styles": []}, "styles", "add at least one style image"),
     ],
 )
-def test_a_bad_job_request_is_refused_with_one_line_and_queues_nothing(uploaded, change, message):
+def test_a_bad_job_request_is_refused_with_one_line_and_queues_nothing(uploaded, change, field, message):
     client, content, style = uploaded
     body = job_body(content, [style]) | change
     response = client.post("/api/jobs", json=body)
-    assert response.status_code in (400, 404)
-    assert message in response.json()["detail"]
+    assert response.status_code == 400
+    assert message in response.json()["detail"] and len(response.json()["detail"].splitlines()) == 1
+    assert message in response.json()["errors"][field]
     assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_every_mistake_of_a_form_is_reported_at_once_tied_to_its_field(uploaded, input_images):
+    client, content, style = uploaded
+    body = job_body(content, [style, style], size=0, steps=-5, style_weight="lots", optimizer="lbgfs")
+    body["styles"][0]["weight"] = -2
+    body["styles"][1]["weight"] = None  # an empty weight box
+    errors = client.post("/api/jobs", json=body).json()["errors"]
+    assert set(errors) == {"size", "steps", "style_weight", "optimizer", "blend.0", "blend.1"}
+    assert "size must be between 16 and 2048" in errors["size"] and "not 0" in errors["size"]
+    assert "steps must be between 0 and 10000" in errors["steps"] and "not -5" in errors["steps"]
+    assert errors["style_weight"] == "style weight must be a number, not 'lots'"  # as the form labels it
+    assert "0 or more" in errors["blend.0"] and "number" in errors["blend.1"]
+    # Settings fine one by one but not together are tied to the first setting the reason names.
+    body = job_body(content, [style], size=2048, style_scale=4)
+    assert list(client.post("/api/jobs", json=body).json()["errors"]) == ["style_scale"]
+
+
+def test_masks_go_with_styles_one_each_and_not_with_blend_weights(uploaded, input_images):
+    client, content, style = uploaded
+    style2 = upload(client, input_images["style2"])["id"]
+    mask = upload(client, input_images["style"])["id"]  # any image will do as a mask here
+    body = job_body(content, [style, style2])
+    body["styles"][0] |= {"mask": mask, "weight": 2}
+    errors = client.post("/api/jobs", json=body).json()["errors"]
+    assert list(errors) == ["blend.0"] and "blend weights and masks do not go together" in errors["blend.0"]
+    three = job_body(content, [style, style2, style])
+    three["styles"][0]["mask"] = mask
+    errors = client.post("/api/jobs", json=three).json()["errors"]
+    assert list(errors) == ["mask.1", "mask.2"]  # one style may go without: it paints the rest; two may not
+    body["styles"][0]["weight"] = 1
+    body["styles"][1]["mask"] = "not-an-upload"
+    assert list(client.post("/api/jobs", json=body).json()["errors"]) == ["mask.1"]
+    body["styles"][1]["mask"] = None  # style 2 paints what style 1's mask leaves
+    job = client.post("/api/jobs", json=body).json()
+    assert job["masks"] == [mask, None] and job["weights"] is None
+    assert job["names"]["masks"] == ["mosaic.png", None]
+    assert job["label"].startswith("mosaic + waves (regions) on coffee")
 
 
 def test_a_job_is_queued_with_the_recipe_the_form_asked_for(uploaded, input_images):

@@ -54,7 +54,7 @@ def test_a_job_runs_to_a_run_folder_that_keeps_its_inputs(make_client, runs_dir,
     late = client.get(f"/api/jobs/{job['id']}/live.png?step=4")  # a page that asks anyway gets the result
     assert late.status_code == 200 and late.content == run.result.read_bytes()
     listed = client.get("/api/runs").json()["runs"]
-    assert [r["key"] for r in listed] == [job["id"]] and listed[0]["title"] == "default · coffee.jpg"
+    assert [r["key"] for r in listed] == [job["id"]] and listed[0]["title"] == "mosaic on coffee"
 
 
 def test_cancel_stops_a_running_job_and_keeps_its_last_image(make_client, runs_dir, input_images):
@@ -146,7 +146,7 @@ def test_a_run_made_by_the_cli_shows_in_the_gallery(make_client, runs_dir, input
     assert code == 0
     client = make_client(worker=False)
     listed = client.get("/api/runs").json()["runs"]
-    assert [(r["key"], r["title"], r["studio"]) for r in listed] == [("from-cli", "from-cli", False)]
+    assert [(r["key"], r["title"], r["studio"]) for r in listed] == [("from-cli", "mosaic on coffee", False)]
     run = client.get("/api/runs/from-cli").json()
     assert [m["step"] for m in run["metrics"]] == [1, 2] and run["inputs"] == []
     assert run["recipe_values"]["size"] == 32

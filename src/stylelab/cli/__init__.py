@@ -4,7 +4,7 @@
 registers their commands on it.
 """
 
-from . import run, sheet, sweeps, tools  # noqa: F401 - registers the commands
+from . import run, sheet, sweeps, tools, video  # noqa: F401 - registers the commands
 from .app import _default_text, app, expand_multi_values, main
 
 __all__ = ["_default_text", "app", "expand_multi_values", "main"]

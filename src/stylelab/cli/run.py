@@ -107,7 +107,7 @@ def run_command(
     Settings left out keep the recipe's (-r) values; [default recipe: ...] shows those of the recipe named default.
     """
     from .. import folders
-    from ..engine import make_engine
+    from ..engines import make_engine
     from ..images import save_png
     from ..records import RunRecord, is_stylelab_png, png_metadata, read_provenance
     from ..runs import RunWriter
@@ -153,7 +153,8 @@ def run_command(
     engine = make_engine(resolved)
     plan = engine.prepare([task], resolved)
     snapshots = None
-    if resolved.save_every and run_dir is None and not step_stamps:
+    fast = resolved.engine == "fast"  # one pass: no steps, snapshots or progress to show
+    if resolved.save_every and run_dir is None and not step_stamps and not fast:
         snapshots = SnapshotFiles(output, resolved.save_every, plan_total(plan))
     callbacks = []
     if run_dir is not None:
@@ -165,7 +166,7 @@ def run_command(
     if not quiet:
         err.print(describe_run(plan, engine, output), highlight=False, markup=False)
     started = time.time()
-    with progress_sink(quiet, print_every, plan) as sink:
+    with progress_sink(quiet or fast, print_every, plan) as sink:
         result = engine.run(plan, [*callbacks, *([sink] if sink else [])])[0]
     record = RunRecord.from_result(result, started)
     if result.status in ("interrupted", "cancelled"):
@@ -185,7 +186,10 @@ def run_command(
         err.print(f"wrote the last good image (step {result.steps}) to {output}")
         raise typer.Exit(3)
     if not quiet:
-        err.print(f"wrote {output} ({result.steps} steps, {result.elapsed:.1f}s; {losses})", highlight=False)
+        how = (
+            f"fast engine, {result.elapsed:.2f}s" if fast else f"{result.steps} steps, {result.elapsed:.1f}s; {losses}"
+        )
+        err.print(f"wrote {output} ({how})", highlight=False)
         if snapshots is not None and snapshots.written:
             err.print(f"snapshots: {snapshots.pattern} ({len(snapshots.written)} files)", highlight=False)
         if run_dir is not None:
@@ -201,6 +205,8 @@ def _inputs(task) -> list:
 def plan_total(plan) -> int:
     from ..plan import scale_sizes
 
+    if plan.recipe.engine == "fast":
+        return 0
     return plan.recipe.steps * len(scale_sizes(plan.recipe.size, plan.recipe.scales))
 
 
@@ -210,6 +216,11 @@ def describe_run(plan, engine, output: Path) -> str:
 
     r = plan.recipe
     w, h = plan.items[0].size
+    if r.engine == "fast":
+        return (
+            f"stylelab: {w}x{h} px, fast engine (one pass of a feed-forward model, strength {r.strength:g}), "
+            f"on cpu ({machine()}) with {engine.precision} -> {output}"
+        )
     scales = f" over {r.scales} scales" if r.scales > 1 else ""
     where = engine.device.type if engine.device.type != "cpu" else f"cpu ({machine()})"
     return (

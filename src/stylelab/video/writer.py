@@ -155,6 +155,8 @@ class VideoWriter:
     from ``start`` seconds for as long as the frames written last (at most to ``end``). An odd
     width or height is padded by one pixel (repeating the edge), as yuv420p needs even sizes; such
     adjustments are listed in ``notes`` for the caller to show. ``codec`` defaults to ``pick_codec()``.
+    ``metadata`` (text) goes into the container's tags (``comment``, ``title``...: MP4 and MOV keep
+    only the standard keys), or into every PNG frame's text chunks for a folder.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class VideoWriter:
         codec: str | None = None,
         crf: int = 18,
         max_pixels: int = MAX_FRAME_PIXELS,
+        metadata: dict[str, str] | None = None,
     ):
         self.path = Path(path).expanduser()
         suffix = self.path.suffix.lower()
@@ -193,6 +196,7 @@ class VideoWriter:
         self.overwrite = overwrite
         self.codec = codec or pick_codec()
         self.crf = crf
+        self.metadata = dict(metadata or {})
         self.start, self.end = start or 0.0, end
         self.audio_from = Path(audio_from).expanduser() if audio_from is not None else None
         if self.audio_from is not None and self.is_folder:
@@ -250,6 +254,7 @@ class VideoWriter:
             fmt = FORMATS[self.path.suffix.lower()]
             options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
             self._out = av.open(str(self._tmp), "w", format=fmt, options=options)
+            self._out.metadata.update(self.metadata)
             stream = self._out.add_stream(self.codec, rate=self.fps)
             stream.width, stream.height = self.output_size
             stream.pix_fmt = "yuv420p"
@@ -288,6 +293,16 @@ class VideoWriter:
         ph, pw = self.output_size[1] - a.shape[0], self.output_size[0] - a.shape[1]
         return np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else a
 
+    def _png_info(self):
+        if not self.metadata:
+            return None
+        from PIL import PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        for key, value in self.metadata.items():
+            info.add_itxt(key, value)
+        return info
+
     def write(self, frame: Any) -> None:
         """Append one frame of ``size``: a PIL image, an HxWx3 array (uint8, or float in 0..1) or a 1x3xHxW tensor."""
         import av
@@ -298,7 +313,7 @@ class VideoWriter:
         try:
             if self.is_folder:
                 name = self._tmp / FRAME_NAME.format(self.frames_written + 1)
-                Image.fromarray(a, "RGB").save(name, compress_level=4)
+                Image.fromarray(a, "RGB").save(name, compress_level=4, pnginfo=self._png_info())
             else:
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
                 vf.pts = self.frames_written

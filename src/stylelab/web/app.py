@@ -15,19 +15,20 @@ import io
 import zipfile
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..engine import resolve_device
 from ..errors import StylelabError
-from ..recipes import FIELDS, INITS, Recipe, load_recipe, preset_names, preset_summary, recipe_from_dict, type_name
-from .gallery import Gallery, RunNotFound
+from ..features import STANDIN
+from ..recipes import FIELDS, INITS, preset_names, preset_summary, recipe_from_dict, type_name
+from . import compare as comparing
+from .gallery import Gallery, RunNotFound, thin
+from .job import FINISHED
+from .job_form import FormErrors, JobIn, check_job
 from .jobs import Hub, JobQueue
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
 from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined, inside
@@ -47,20 +48,7 @@ MAIN_FIELDS = (
 ).split()
 
 
-class StyleIn(BaseModel):
-    upload: str
-    weight: float = Field(1.0, ge=0, allow_inf_nan=False)  # JSON parsing accepts Infinity; the losses do not
-
-
-class JobIn(BaseModel):
-    recipe: str = "default"
-    settings: dict[str, Any] = Field(default_factory=dict)
-    content: str
-    styles: list[StyleIn] = Field(min_length=1, max_length=8)
-    start: str | None = None
-
-
-def field_schema(limits: Limits | None = None) -> list[dict]:
+def field_schema(limits: Limits | None = None, weight_sources: tuple[str, ...] = WEIGHT_SOURCES) -> list[dict]:
     """The Recipe's fields as the form needs them (type, default, help, choices, the studio's maximum)."""
     limits = limits or Limits()
     maxima = {"size": limits.max_size, "steps": limits.max_steps}
@@ -72,7 +60,7 @@ def field_schema(limits: Limits | None = None) -> list[dict]:
         if name == "init":
             choices = INITS
         elif name == "weights":
-            choices = WEIGHT_SOURCES
+            choices = weight_sources
         default = f.default
         out.append(
             {
@@ -86,39 +74,6 @@ def field_schema(limits: Limits | None = None) -> list[dict]:
             }
         )
     return sorted(out, key=lambda d: MAIN_FIELDS.index(d["name"]) if d["main"] else len(MAIN_FIELDS))
-
-
-def build_recipe(body: JobIn, limits: Limits | None = None) -> Recipe:
-    """The Recipe a job request asks for, checked against the Recipe's rules and the studio's ``limits``.
-
-    Raises StylelabError with a one-line reason, before anything is allocated.
-    """
-    limits = limits or Limits()
-    if body.recipe not in preset_names():
-        raise StylelabError(f"unknown recipe {body.recipe!r}; presets: {', '.join(preset_names())}")
-    settings = {k: (None if v == "" else v) for k, v in body.settings.items()}
-    for key in ("name", "description", "style_weights"):
-        settings.pop(key, None)
-    if settings.get("init") not in (None, *INITS):
-        raise StylelabError("init must be content, style or noise here; upload a start image instead of a path")
-    if settings.get("weights") not in (None, *WEIGHT_SOURCES):
-        raise StylelabError(f"weights must be one of {', '.join(WEIGHT_SOURCES)} in the studio")
-    limits.check_settings(settings)  # in the studio's words, before the Recipe's wider limits speak
-    recipe = load_recipe(body.recipe, **settings)
-    limits.check(recipe)
-    resolve_device(recipe.device)
-    return recipe
-
-
-def blend_weights(body: JobIn) -> list[float] | None:
-    """The styles' blend weights (set beside each style image); one style has none to blend."""
-    from ..task import StyleSet
-
-    if len(body.styles) < 2:
-        return None
-    weights = [s.weight for s in body.styles]
-    StyleSet(tuple(s.upload for s in body.styles), weights).blend_weights()  # the same checks as a run's
-    return weights
 
 
 def check_state_folders(root: Path) -> None:
@@ -142,12 +97,16 @@ def create_app(
     max_size: int = DEFAULT_MAX_SIZE,
     max_steps: int = DEFAULT_MAX_STEPS,
     max_queue: int = DEFAULT_MAX_QUEUE,
+    standin: bool = False,
 ) -> FastAPI:
     """The studio app serving ``runs``. ``worker=False`` queues jobs without running them (tests).
 
     ``max_size``, ``max_steps`` and ``max_queue`` bound what one job may ask for
     and how many may wait (``limits.Limits``); values out of range raise StylelabError.
+    ``standin`` offers the stand-in network (``weights = "standin"``, features.py) for
+    tests: no VGG, milliseconds a step; ``stylelab serve`` never sets it.
     """
+    weight_sources = (*WEIGHT_SOURCES, STANDIN) if standin else WEIGHT_SOURCES
     limits = Limits(max_size, max_steps, max_queue)
     root = Path(runs).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -155,7 +114,7 @@ def create_app(
     max_upload = int(max_upload_mb * 1_000_000)
     hub = Hub()
     uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload, root=root)
-    gallery = Gallery(root)
+    gallery = Gallery(root, live_titles=lambda: queue.running_labels())
     queue = JobQueue(
         root, uploads, hub, on_finished=lambda job: gallery.invalidate(), max_queue=max_queue, check=limits.check
     )
@@ -184,7 +143,8 @@ def create_app(
     @app.exception_handler(StylelabError)
     async def _stylelab_error(request: Request, exc: StylelabError):
         status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        extra = {"errors": exc.errors} if isinstance(exc, FormErrors) else {}
+        return JSONResponse({"detail": str(exc)} | extra, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError):
@@ -208,8 +168,9 @@ def create_app(
             "runs": str(root),
             "max_upload_mb": max_upload_mb,
             "limits": limits.public(),
-            "fields": field_schema(limits),
+            "fields": field_schema(limits, weight_sources),
             "recipes": [preset_summary(n) for n in preset_names()],
+            "engine": {"builds": queue.engines.builds},
         }
 
     # ------------------------------------------------------------ uploads
@@ -235,15 +196,17 @@ def create_app(
 
     @app.post("/api/jobs", status_code=201)
     def submit(body: JobIn):
-        recipe = build_recipe(body, limits)
-        metas = [uploads.meta(body.content)] + [uploads.meta(s.upload) for s in body.styles]
-        names = {"content": metas[0]["name"], "styles": [m["name"] for m in metas[1:]]}
-        if body.start:
-            names["start"] = uploads.meta(body.start)["name"]
+        checked = check_job(body, limits, uploads, weight_sources)  # every mistake at once, or none
         job = queue.submit(
-            recipe, body.content, [s.upload for s in body.styles], names, body.start, blend_weights(body)
+            checked.recipe,
+            body.content,
+            [s.upload for s in body.styles],
+            checked.names,
+            body.start,
+            checked.weights,
+            checked.masks,
         )
-        return job.public()
+        return queue.public(job)
 
     @app.get("/api/jobs")
     async def jobs():
@@ -256,25 +219,35 @@ def create_app(
         return job
 
     @app.get("/api/jobs/{job_id}")
-    async def job_detail(job_id: str):
-        return _job(job_id).public(history=True)
+    def job_detail(job_id: str):
+        job = _job(job_id)
+        out = queue.public(job, history=True)
+        if not out["history"] and job.state in FINISHED:
+            # After a restart the job's own history is gone: its run folder (or what the
+            # interrupted run left in .partial) has the losses.
+            terms, rows = gallery.history(job.run or f"{job.id}.partial")
+            if rows:
+                out["history"], out["terms"] = thin(rows, 1000), terms
+        return out
 
     @app.post("/api/jobs/{job_id}/cancel")
     async def cancel(job_id: str):
-        return queue.cancel(_job(job_id)).public()
+        return queue.public(queue.cancel(_job(job_id)))
 
     @app.post("/api/jobs/{job_id}/again", status_code=201)
     def again(job_id: str):
         """Queue a finished job once more, with the same settings and uploads."""
         old = _job(job_id)
-        for upload_id in [old.content, *old.styles, *([old.start] if old.start else [])]:
-            uploads.meta(upload_id)  # still there?
+        for upload_id in [old.content, *old.styles, *(old.masks or []), *([old.start] if old.start else [])]:
+            if upload_id is not None:
+                uploads.meta(upload_id)  # still there?
         recipe = recipe_from_dict(old.recipe, f"job {old.id}")
         limits.check(recipe)  # it may come from a server with other bounds
-        return queue.submit(recipe, old.content, old.styles, old.names, old.start, old.weights).public()
+        job = queue.submit(recipe, old.content, old.styles, old.names, old.start, old.weights, old.masks)
+        return queue.public(job)
 
     @app.get("/api/jobs/{job_id}/live.png")
-    async def live(job_id: str):
+    def live(job_id: str):
         """The job's latest snapshot; once it has finished, its result (a page may still ask)."""
         job = _job(job_id)
         picture = job.snapshot
@@ -287,6 +260,9 @@ def create_app(
                 result = None
             if result is not None and result.is_file():
                 return FileResponse(result, headers={"Cache-Control": "no-store"})
+        elif job.state in FINISHED:
+            # The server died mid-run: the last snapshot the run left is its picture.
+            return FileResponse(gallery.running_image(f"{job.id}.partial"), headers={"Cache-Control": "no-store"})
         raise RunNotFound("no image yet")
 
     @app.get("/api/events")
@@ -326,7 +302,13 @@ def create_app(
     def reuse_inputs(key: str):
         """The inputs kept in a run folder, stored as uploads again for "run again with changes"."""
         run = gallery.run(key)
-        return {"inputs": [{"role": role} | uploads.add_file(path, name) for role, path, name in gallery.inputs(run)]}
+        kept = gallery.inputs(run)
+        return {"inputs": [{"role": role, "number": n} | uploads.add_file(path, name) for role, n, path, name in kept]}
+
+    @app.get("/api/latest/{key:path}")
+    def latest(key: str):
+        """The newest snapshot of a run still being written (``key`` names its .partial folder)."""
+        return FileResponse(gallery.running_image(key), headers={"Cache-Control": "no-store"})
 
     @app.get("/api/thumb/{key:path}")
     def thumb(key: str):
@@ -344,13 +326,13 @@ def create_app(
 
     @app.get("/api/compare")
     def compare(run: list[str] = Query(default_factory=list)):
-        return gallery.compare(run)
+        return comparing.compare(gallery, run)
 
     @app.get("/api/compare.png")
     def compare_png(run: list[str] = Query(default_factory=list)):
         from ..images import png_bytes
 
-        return Response(png_bytes(gallery.compare_picture(run)), media_type="image/png")
+        return Response(png_bytes(comparing.compare_picture(gallery, run)), media_type="image/png")
 
     @app.get("/files/{rel:path}")
     def files(rel: str, download: bool = False):

@@ -1,9 +1,11 @@
 """The gallery: every run folder under the runs folder, read back for the studio.
 
 Runs made by the studio, by ``stylelab run --run-dir`` and by sweeps (run
-folders inside experiment folders) are found the same way. Keys in URLs are run
-folders' paths relative to the runs folder, and every key goes through
-``security.confined`` before use. Every file of a run is read or listed only
+folders inside experiment folders) are found the same way, and so are runs still being written
+(``.partial`` folders, read through ``live_runs``), listed as running. Keys in
+URLs are run folders' paths relative to the runs folder, and every key goes
+through ``security.confined`` (``confined_partial`` for an unfinished run)
+before use. Every file of a run is read or listed only
 through ``security.inside``: a file or folder that is a symlink to somewhere
 outside the runs folder is treated as absent, and a run whose ``run.json`` or
 ``recipe.toml`` is one is no run at all.
@@ -16,20 +18,20 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from PIL import Image
-
 from .. import images
 from ..errors import StylelabError
-from ..recipes import FIELDS
 from ..runs import PARTIAL, Run, is_complete, load_run, read_metrics
+from . import live_runs
+from .labels import Painted, labels, recorded_inputs
+from .live_runs import Unfinished
 from .security import UnsafePath, confined, inside, readable, relative_key
 
 THUMB_SIZE = 360
-MAX_COMPARE = 12
-INPUT_ROLES = ("content", "style", "start")
+INPUT_ROLES = ("content", "style", "mask", "start")  # kept in inputs/ as content.jpg, style_1.png, mask_1.png...
 
 
 class RunNotFound(StylelabError):
@@ -58,37 +60,73 @@ def _thumbnail(path: str, mtime_ns: int, size: int) -> bytes:
     return buf.getvalue()
 
 
+def painted(run: Run) -> Painted:
+    """What a run painted, for its label: the names its inputs were uploaded under, where recorded."""
+    info = run.info
+    names = (info.get("studio") or {}).get("names") or {}
+    inputs = recorded_inputs(info)
+    content = names.get("content") or (inputs["content"][0][0] if inputs["content"] else run.name)
+    styles = tuple(names.get("styles") or [name for name, _ in inputs["styles"]])
+    task = info.get("task") if isinstance(info.get("task"), dict) else {}
+    weights = [w for s in task.get("styles") or [] if isinstance(s, dict) for w in s.get("weights") or []]
+    masks = tuple(name for name, _ in inputs["masks"]) or None
+    start = inputs["start"][0][0] if inputs["start"] else None
+    return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start)
+
+
 class Gallery:
     """Run folders under ``root``, listed from a cache at most ``ttl`` seconds old."""
 
-    def __init__(self, root: Path, ttl: float = 2.0):
+    def __init__(self, root: Path, ttl: float = 2.0, live_titles: Callable[[], dict[str, str]] | None = None):
+        """``live_titles``: labels of the unfinished folders someone knows better (the studio's running jobs)."""
         self.root = Path(root).resolve()  # once: summaries compare folders against it
         self.ttl = ttl
-        self._cache: tuple[float, list[Run]] | None = None
+        self.live_titles = live_titles or dict
+        self._cache: tuple[float, list[Run], list[Unfinished], dict[str, str]] | None = None
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         self._cache = None
 
-    def all_runs(self) -> list[Run]:
+    def _scan(self) -> tuple[list[Run], list[Unfinished], dict[str, str]]:
         # One thread rescans while concurrent requests wait for its answer, rather than
         # fifty requests walking the same folders at once.
         with self._lock:
             if self._cache is None or time.monotonic() - self._cache[0] > self.ttl:
-                self._cache = (time.monotonic(), self._find())
-            return self._cache[1]
+                found, unfinished = self._find()
+                titles = dict(zip((self.key(r) for r in found), labels([painted(r) for r in found])))
+                self._cache = (time.monotonic(), found, unfinished, titles)
+            return self._cache[1:]
 
-    def _find(self) -> list[Run]:
-        """Every complete run folder under the root (any depth), oldest first.
+    def all_runs(self) -> list[Run]:
+        """Every complete run folder, oldest first."""
+        return self._scan()[0]
+
+    def unfinished(self) -> list[Unfinished]:
+        """Every run still being written (a ``.partial`` folder that holds its recipe.toml)."""
+        return self._scan()[1]
+
+    def title(self, run: Run) -> str:
+        """The run's label among the gallery's runs (``labels.labels``)."""
+        titles = self._scan()[2]
+        return titles.get(self.key(run)) or labels([painted(run)])[0]
+
+    def _find(self) -> tuple[list[Run], list[Unfinished]]:
+        """Every complete run folder under the root (any depth), oldest first, and the unfinished ones.
 
         ``runs.find_runs`` with confinement: linked folders are not entered
-        (``os.walk`` does not follow them), hidden and ``.partial`` folders are
-        skipped, and each run's files are checked before they are read.
+        (``os.walk`` does not follow them), hidden folders are skipped,
+        ``.partial`` folders are read (``live_runs``) but not entered, and each
+        run's files are checked before they are read.
         """
-        found = []
+        found, unfinished = [], []
         for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(PARTIAL)]
             folder = Path(dirpath)
+            for d in dirnames:
+                if d.endswith(PARTIAL) and not d.startswith(".") and not (folder / d).is_symlink():
+                    if (run := live_runs.load_unfinished(self.root, folder / d)) is not None:
+                        unfinished.append(run)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and not d.endswith(PARTIAL)]
             if "run.json" not in filenames or folder == self.root:
                 continue
             try:
@@ -97,7 +135,7 @@ class Gallery:
                 continue  # a folder that is not ours, or damaged: skip rather than fail the listing
             if run is not None:
                 found.append(run)
-        return sorted(found, key=lambda r: r.info.get("finished", 0))
+        return sorted(found, key=lambda r: r.info.get("finished", 0)), unfinished
 
     def _load(self, folder: Path) -> Run | None:
         """The run in ``folder``, or None where the folder, its run.json or its recipe.toml leads outside."""
@@ -129,6 +167,24 @@ class Gallery:
         path = self.file(run, "metrics.csv")
         return read_metrics(path) if path is not None else []
 
+    def terms(self, run: Run) -> list[str]:
+        """The loss terms of a run, from its metrics.csv's header (the run's own, whatever they are)."""
+        return live_runs.read_terms(self.file(run, "metrics.csv"))
+
+    def history(self, key: str) -> tuple[list[str], list[list[float]]]:
+        """(terms, rows [step, *terms]) of the run folder ``key``, finished or still being written;
+        none where there is no such run. What a job shows after a restart, when its own history is gone."""
+        run = live_runs.find_unfinished(self.root, key) if key.endswith(PARTIAL) else None
+        if run is not None:
+            terms, rows = live_runs.read_metrics_so_far(live_runs.metrics_file(self.root, run))
+        else:
+            try:
+                finished = self.run(key)
+            except RunNotFound:
+                return [], []
+            terms, rows = self.terms(finished), self.metrics(finished)
+        return terms, [[int(r["step"]), *(r.get(t, 0.0) for t in terms)] for r in rows]
+
     def snapshots(self, run: Run) -> list[tuple[int, Path]]:
         """(step, path) of the run's snapshots in step order: ``Run.snapshots`` without links leading outside."""
         out = []
@@ -152,21 +208,25 @@ class Gallery:
     def key(self, run: Run) -> str:
         return relative_key(self.root, run.folder)
 
+    def experiment(self, folder: Path) -> str | None:
+        parent = folder.parent.resolve()
+        return None if parent == self.root else relative_key(self.root, parent)
+
     def summary(self, run: Run) -> dict:
         key = self.key(run)
-        parent = run.folder.parent.resolve()
         has_result = self.file(run, "result.png") is not None
         info = run.info
-        names = (info.get("studio") or {}).get("names") or {}
         return {
             "key": key,
             "name": run.name,
-            "title": f"{run.recipe.name} · {names['content']}" if names.get("content") else run.name,
-            "experiment": None if parent == self.root else relative_key(self.root, parent),
+            "title": self.title(run),
+            "experiment": self.experiment(run.folder),
             "status": run.status,
+            "running": False,
             "message": info.get("message", ""),
             "finished": info.get("finished"),
             "steps": info.get("steps"),
+            "total": run.recipe.steps * run.recipe.scales,
             "elapsed": info.get("elapsed"),
             "losses": info.get("losses") or {},
             "recipe": run.recipe.name,
@@ -179,10 +239,16 @@ class Gallery:
         }
 
     def listing(self) -> dict:
-        """Runs newest first, and the experiment folders that hold them (with their report)."""
-        runs = [self.summary(r) for r in reversed(self.all_runs())]
+        """Runs being written first, then finished ones newest first; and the experiment folders that hold them."""
+        runs, unfinished, _ = self._scan()
+        running = [live_runs.summary(self.root, u, self.experiment(u.folder)) for u in unfinished]
+        known = self.live_titles()
+        for r in running:
+            if known.get(r["key"]):
+                r["title"], r["studio"] = known[r["key"]], True
+        listed = sorted(running, key=lambda r: -r["updated"]) + [self.summary(r) for r in reversed(runs)]
         experiments = {}
-        for r in runs:
+        for r in listed:
             exp = r["experiment"]
             if exp and exp not in experiments:
                 report = readable(self.root, self.root / exp / "report.html")
@@ -193,7 +259,7 @@ class Gallery:
                 }
             if exp:
                 experiments[exp]["runs"] += 1
-        return {"runs": runs, "experiments": list(experiments.values())}
+        return {"runs": listed, "experiments": list(experiments.values())}
 
     def run(self, key: str) -> Run:
         """The run folder under ``key``; raises RunNotFound (also for keys outside the runs folder)."""
@@ -211,28 +277,32 @@ class Gallery:
             raise RunNotFound(f"no run {key!r} in the runs folder")
         return run
 
-    def inputs(self, run: Run) -> list[tuple[str, Path, str]]:
-        """The inputs kept in a run's ``inputs/`` folder as (role, path, name shown), content first.
+    def inputs(self, run: Run) -> list[tuple[str, int, Path, str]]:
+        """The inputs kept in a run's ``inputs/`` folder as (role, number, path, name shown), content first.
 
+        ``number`` counts styles and their masks from 1 (0 for the content and the start image).
         The name shown is the one the file had when uploaded, where the studio recorded it.
         The path is the resolved one, to read; files linked outside the runs folder are left out.
         """
         names = (run.info.get("studio") or {}).get("names") or {}
-        styles = names.get("styles") or []
         found = []
         for path, resolved in self._listed(run.folder / "inputs"):
             role, _, number = path.stem.partition("_")
             if role not in INPUT_ROLES:
                 continue
             index = int(number) if number.isdigit() else 0
-            if role == "style":
-                name = styles[index - 1] if 0 < index <= len(styles) else None
+            if role in ("style", "mask"):
+                listed = names.get(f"{role}s") or []
+                name = listed[index - 1] if 0 < index <= len(listed) else None
             else:
                 name = names.get(role)
             found.append((INPUT_ROLES.index(role), index, role, resolved, str(name or path.name)))
-        return [(role, path, name) for *_, role, path, name in sorted(found, key=lambda f: f[:2])]
+        return [(role, index, path, name) for _, index, role, path, name in sorted(found, key=lambda f: f[:2])]
 
     def detail(self, key: str) -> dict:
+        """One run's page: a finished run, or one still being written (a ``.partial`` key)."""
+        if key.endswith(PARTIAL):
+            return self.running_detail(key)
         run = self.run(key)
         key = self.key(run)
         out = self.summary(run)
@@ -240,13 +310,14 @@ class Gallery:
         recipe_toml = self.file(run, "recipe.toml")
         out["recipe_toml"] = recipe_toml.read_text(encoding="utf-8") if recipe_toml is not None else ""
         out["info"] = run.info
+        out["terms"] = self.terms(run)
         out["metrics"] = thin(self.metrics(run))
         out["snapshots"] = [
             {"step": step, "url": file_url(key, f"snapshots/{p.name}")} for step, p in self.snapshots(run)
         ]
         out["inputs"] = [
-            {"role": role, "name": name, "url": file_url(p.relative_to(self.root).as_posix())}
-            for role, p, name in self.inputs(run)
+            {"role": role, "number": number, "name": name, "url": file_url(p.relative_to(self.root).as_posix())}
+            for role, number, p, name in self.inputs(run)
         ]
         out["downloads"] = {
             name: file_url(key, name) + "?download=1"
@@ -256,51 +327,35 @@ class Gallery:
         out["downloads"]["everything (.zip)"] = "/api/zip/" + quote(key)
         return out
 
+    def _unfinished(self, key: str) -> Unfinished:
+        run = live_runs.find_unfinished(self.root, key)
+        if run is None:
+            raise RunNotFound(f"no run being written under {key!r} (it may have finished)")
+        return run
+
+    def running_detail(self, key: str) -> dict:
+        """A run still being written: its settings, its metrics so far and its newest snapshot;
+        once it has finished, where it now is (``finished_as``: the page that follows it moves there)."""
+        if live_runs.find_unfinished(self.root, key) is None and is_complete(self.root / key[: -len(PARTIAL)]):
+            final = self.run(key[: -len(PARTIAL)])
+            return {"key": key, "running": False, "finished_as": self.key(final)}
+        run = self._unfinished(key)
+        out = live_runs.summary(self.root, run, self.experiment(run.folder))
+        out["title"] = self.live_titles().get(run.key) or out["title"]
+        terms, rows = live_runs.read_metrics_so_far(live_runs.metrics_file(self.root, run))
+        out |= {"recipe_values": run.recipe.to_dict(), "recipe_toml": run.recipe.to_toml(), "info": {}}
+        out |= {"terms": terms, "metrics": thin(rows), "snapshots": [], "inputs": [], "downloads": {}}
+        return out
+
+    def running_image(self, key: str) -> Path:
+        """The newest snapshot of a run still being written (resolved, inside the runs folder)."""
+        snapshot = live_runs.latest_snapshot(self.root, self._unfinished(key))
+        if snapshot is None:
+            raise RunNotFound("no snapshot yet")
+        return snapshot[1]
+
     def thumbnail(self, key: str) -> bytes:
         result = self.file(self.run(key), "result.png")
         if result is None:
             raise RunNotFound(f"run {key!r} has no result image")
         return _thumbnail(str(result), result.stat().st_mtime_ns, THUMB_SIZE)
-
-    def _compared(self, keys: list[str]) -> tuple[list[Run], set[str]]:
-        """The runs to compare and the settings in which they differ (``Recipe.diff``)."""
-        if not 1 <= len(keys) <= MAX_COMPARE:
-            raise StylelabError(f"compare between 1 and {MAX_COMPARE} runs, not {len(keys)}")
-        chosen = [self.run(k) for k in keys]
-        differs: set[str] = set()
-        for other in chosen[1:]:
-            differs.update(chosen[0].recipe.diff(other.recipe))
-        return chosen, differs
-
-    def compare(self, keys: list[str]) -> dict:
-        """Runs side by side: every setting, with the ones that differ marked (``Recipe.diff``)."""
-        chosen, differs = self._compared(keys)
-        values = [r.recipe.to_dict() for r in chosen]
-        fields = [
-            {"name": name, "values": [v[name] for v in values], "differs": name in differs, "help": f.metadata["help"]}
-            for name, f in FIELDS.items()
-            if f.metadata.get("cli", True)
-        ]
-        return {
-            "runs": [self.summary(r) | {"metrics": thin(self.metrics(r), 300)} for r in chosen],
-            "fields": fields,
-            "differs": [f["name"] for f in fields if f["differs"]],
-        }
-
-    def compare_picture(self, keys: list[str]) -> Image.Image:
-        """The compared results as one labelled grid picture (``sheets.grid_picture``)."""
-        from ..sheets import figure_to_image, grid_picture
-
-        chosen, differs = self._compared(keys)
-        shown = [name for name, f in FIELDS.items() if name in differs and f.metadata.get("cli", True)]
-        pictures, labels = [], []
-        for run in chosen:
-            result = self.file(run, "result.png")
-            if result is None:
-                continue
-            pictures.append(images.load_rgb(result)[0])
-            values = run.recipe.to_dict()
-            labels.append("\n".join([run.name, *[f"{name}={values[name]}" for name in shown][:4]]))
-        if not pictures:
-            raise RunNotFound("none of these runs has a result image")
-        return figure_to_image(grid_picture([("", pictures)], labels))

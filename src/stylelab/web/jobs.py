@@ -1,155 +1,50 @@
 """The studio's queue: jobs wait in order, one worker thread runs them through the engine.
 
-Each job becomes a run folder ``<runs>/<job id>/`` written by ``runs.RunWriter``
-(so the gallery, the CLI and sweeps all read it the same way), with the
-uploaded inputs kept in its ``inputs/`` so it can be run again. The queue's
+Each job (job.py) becomes a run folder ``<runs>/<job id>/`` written by
+``runs.RunWriter`` (so the gallery, the CLI and sweeps all read it the same
+way), with the uploaded inputs kept in its ``inputs/`` so it can be run again.
+Its styles are blended by weight or, with masks, each painted in its own
+region (``job.job_task``). Every job runs on the queue's ``EngineCache``: the
+network is built once, for the first job (``Job.build_seconds``; ``Job.startup``
+is the time from the worker taking a job to its first event). The queue's
 state lives in ``<runs>/.studio/jobs.json``, rewritten atomically at every
 change of state: after a crash, a job found ``running`` there is marked
 ``interrupted`` and queued jobs carry on. At most ``max_queue`` jobs wait
 (``QueueFull`` beyond that) and at most ``KEEP_JOBS`` finished ones are
 remembered, so each rewrite is bounded work.
-
-Events reach browsers through ``Hub``: the worker thread publishes, each
-server-sent-event stream reads its own asyncio queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import images
-from ..engine import EngineCache
+from ..engines import EngineCache
 from ..errors import StylelabError
 from ..events import Preview, Snapshot, Started, Step
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
 from ..task import Task
 from .gallery import thin
+from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id
+from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
 from .uploads import UploadStore
 
+__all__ = ["Hub", "Job", "JobQueue", "job_task"]
+
 log = logging.getLogger("stylelab.studio")
 
-JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
-STATES = ("queued", "running", "done", "cancelled", "diverged", "failed", "interrupted")
-FINISHED = frozenset(STATES[2:])
 KEEP_JOBS = 200  # finished jobs remembered in jobs.json; their run folders stay in the gallery regardless
 STEP_EVERY = 0.1  # seconds between step events per job; the history keeps every step
 PREVIEW_EVERY = 1.0  # seconds between live images of a running job when it saves no snapshots
 STATE_OF = {"error": "failed"}  # a run's status as a job's state (the others are the same words)
-
-
-class Hub:
-    """Fan-out of events from the worker thread to every open event stream."""
-
-    def __init__(self, queue_size: int = 1000):
-        self._subs: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
-        self._lock = threading.Lock()
-        self.queue_size = queue_size
-        self.closed = False
-
-    def subscribe(self) -> asyncio.Queue:
-        """A queue of (event, json) pairs; call from the event loop that will read it."""
-        q: asyncio.Queue = asyncio.Queue(self.queue_size)
-        with self._lock:
-            self._subs[q] = asyncio.get_running_loop()
-        return q
-
-    def unsubscribe(self, q: asyncio.Queue) -> None:
-        with self._lock:
-            self._subs.pop(q, None)
-
-    def publish(self, kind: str, data: dict) -> None:
-        message = (kind, json.dumps(data, separators=(",", ":"), default=str))
-        with self._lock:
-            subs = list(self._subs.items())
-        for q, loop in subs:
-            try:
-                loop.call_soon_threadsafe(self._put, q, message)
-            except RuntimeError:  # that loop has closed
-                self.unsubscribe(q)
-
-    @staticmethod
-    def _put(q: asyncio.Queue, message) -> None:
-        if q.full():
-            # A reader this far behind has missed events: tell it to fetch the state again.
-            while not q.empty():
-                q.get_nowait()
-            message = ("resync", "{}")
-        q.put_nowait(message)
-
-    def close(self) -> None:
-        self.closed = True
-        self.publish("bye", {})
-
-
-@dataclass
-class Job:
-    """One queued or finished studio run; the persisted fields come first."""
-
-    id: str
-    recipe: dict
-    content: str  # upload ids
-    styles: list[str]
-    names: dict  # display names of the inputs
-    start: str | None = None
-    state: str = "queued"
-    created: float = 0.0
-    started: float | None = None
-    finished: float | None = None
-    step: int = 0
-    total: int = 0
-    elapsed: float = 0.0
-    losses: dict = field(default_factory=dict)
-    message: str = ""
-    run: str | None = None  # the run folder, relative to the runs folder, once written
-    history: list = field(default_factory=list, repr=False)  # [step, content, style, tv, total]
-    snapshot: bytes | None = field(default=None, repr=False)
-    snapshot_step: int = -1
-    stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    resolved: Recipe | None = field(default=None, repr=False)  # the submitted Recipe itself, until a restart
-    weights: list[float] | None = None  # the styles' blend weights (several styles)
-    terms: list[str] = field(default_factory=list)  # the loss terms, in the order of history's columns
-
-    PERSISTED = (
-        "id recipe content styles names start state created started finished step total elapsed losses message run"
-        " weights terms"
-    ).split()
-
-    def record(self) -> dict:
-        return {k: getattr(self, k) for k in self.PERSISTED}
-
-    @property
-    def eta(self) -> float | None:
-        if self.state != "running" or not self.step or not self.total:
-            return None
-        return self.elapsed / self.step * (self.total - self.step)
-
-    @property
-    def live_url(self) -> str:
-        return f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}"
-
-    def public(self, history: bool = False) -> dict:
-        out = self.record() | {"eta": self.eta, "snapshot_step": self.snapshot_step}
-        out["label"] = f"{self.recipe.get('name', 'custom')} · {self.names.get('content', 'content')}"
-        out["live"] = self.live_url if self.snapshot else None
-        if history:
-            out["history"] = thin(self.history, 1000)
-        return out
-
-
-def new_job_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 class JobQueue:
@@ -179,6 +74,7 @@ class JobQueue:
         self.engines = EngineCache()  # one network for every job (built with the first)
         self.state_file = self.runs / ".studio" / "jobs.json"
         self.jobs: dict[str, Job] = {}
+        self.labels: dict[str, str] = {}  # each job's label among the jobs the queue holds
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
@@ -218,8 +114,27 @@ class JobQueue:
                 if partial.is_dir():
                     job.message += f" (its snapshots so far are in {partial.name})"
             self.jobs[job.id] = job
+        self._relabel()
         if changed:
             self._save()
+
+    def _relabel(self) -> dict[str, str]:
+        """Label the jobs among each other (``labels.labels``); returns the labels that changed."""
+        with self._lock:
+            jobs = list(self.jobs.values())
+            new = dict(zip((j.id for j in jobs), labels([j.painted() for j in jobs])))
+            changed = {k: v for k, v in new.items() if self.labels.get(k) != v}
+            self.labels = new
+        return changed
+
+    def running_labels(self) -> dict[str, str]:
+        """The labels of the jobs running now, by the key of the run folder each is writing."""
+        with self._lock:
+            return {f"{j.id}.partial": self.labels.get(j.id, "") for j in self.jobs.values() if j.state == "running"}
+
+    def public(self, job: Job, history: bool = False) -> dict:
+        """``job.public`` with its label among the queue's jobs."""
+        return job.public(history, self.labels.get(job.id))
 
     def _save(self) -> None:
         with self._lock:
@@ -260,8 +175,9 @@ class JobQueue:
         names: dict,
         start: str | None = None,
         weights: list[float] | None = None,
+        masks: list[str | None] | None = None,
     ) -> Job:
-        """Queue a run; the inputs are upload ids already checked by the caller.
+        """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None).
 
         Raises:
             QueueFull: ``max_queue`` jobs are waiting already.
@@ -275,6 +191,7 @@ class JobQueue:
             start,
             resolved=recipe,
             weights=list(weights) if weights else None,
+            masks=list(masks) if masks and any(m is not None for m in masks) else None,
         )
         job.created = time.time()
         with self._wake:
@@ -287,8 +204,11 @@ class JobQueue:
                 job.id = new_job_id()
             self.jobs[job.id] = job
             self._save()
+            changed = self._relabel()
             self._wake.notify_all()
-        self.hub.publish("job", job.public())
+        self.hub.publish("job", self.public(job))
+        if len(changed) > 1:  # a new job can set others apart: their labels change too
+            self.hub.publish("labels", changed)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -296,7 +216,7 @@ class JobQueue:
 
     def listing(self) -> list[dict]:
         with self._lock:
-            return [j.public() for j in reversed(self.jobs.values())]
+            return [self.public(j) for j in reversed(self.jobs.values())]
 
     def cancel(self, job: Job) -> Job:
         """Cancel a queued job at once; ask a running one to stop (it keeps its last image)."""
@@ -306,7 +226,7 @@ class JobQueue:
                 self._save()
             elif job.state == "running":
                 job.stop.set()
-        self.hub.publish("job", job.public())
+        self.hub.publish("job", self.public(job))
         return job
 
     # ------------------------------------------------------------ the worker
@@ -324,7 +244,7 @@ class JobQueue:
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
-            self.hub.publish("job", job.public())
+            self.hub.publish("job", self.public(job))
             try:
                 self._run(job)
             except StylelabError as exc:
@@ -339,31 +259,43 @@ class JobQueue:
                     job.message = "the server stopped during this job; its last image was kept"
                 self._save()
             self.on_finished(job)
-            self.hub.publish("job", job.public())
+            self.hub.publish("job", self.public(job))
 
-    def _inputs(self, job: Job) -> tuple[Path, list[Path], Path | None]:
-        start = self.uploads.path(job.start) if job.start else None
-        return self.uploads.path(job.content), [self.uploads.path(s) for s in job.styles], start
+    def _inputs(self, job: Job) -> dict[str, Path]:
+        """The job's upload files by the names the run folder keeps them under: content, style_1, mask_1, start."""
+        files = {"content": self.uploads.path(job.content)}
+        for i, upload in enumerate(job.styles, 1):
+            files[f"style_{i}"] = self.uploads.path(upload)
+        for i, upload in enumerate(job.masks or [], 1):
+            if upload is not None:
+                files[f"mask_{i}"] = self.uploads.path(upload)
+        if job.start:
+            files["start"] = self.uploads.path(job.start)
+        return files
 
     def _run(self, job: Job) -> None:
+        began = time.perf_counter()
         # The Recipe built from the request travels into the engine; after a restart, its saved values.
         recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")
         self.check(recipe)
-        content, styles, start = self._inputs(job)
-        task = Task.of(content, styles, weights=job.weights, init=start)
+        inputs = self._inputs(job)
+        masks = [inputs.get(f"mask_{i}") for i in range(1, len(job.styles) + 1)] if job.masks else None
+        styles = [inputs[f"style_{i}"] for i in range(1, len(job.styles) + 1)]
+        task = job_task(inputs["content"], styles, job.weights, masks, inputs.get("start"))
         engine = self.engines.get(recipe)
+        built = engine.build_seconds
         plan = engine.prepare([task], recipe)  # refused here (one line, the job "failed") before any folder
+        job.build_seconds = round(engine.build_seconds - built, 4)
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
-        names = {"content": content, **{f"style_{i}": p for i, p in enumerate(styles, 1)}, "start": start}
-        files = {f"{name}{path.suffix}": path for name, path in names.items() if path is not None}
+        files = {f"{name}{path.suffix}": path for name, path in inputs.items()}
         folder = self.runs / job.id
-        writer = RunWriter(
-            folder, extra={"studio": {"job": job.id, "names": job.names}}, task=self._recorded_task(job, folder, files)
-        )
+        recorded = self._recorded_task(job, task, folder, files)
+        writer = RunWriter(folder, extra={"studio": {"job": job.id, "names": job.names}}, task=recorded)
 
         def keep_inputs(event) -> None:
             # Runs after the writer has made its .partial folder: the inputs travel with the run.
             if isinstance(event, Started) and event.item == 0:
+                job.startup = round(time.perf_counter() - began, 4)
                 for name, src in files.items():
                     images.atomic_write_bytes(writer.partial / "inputs" / name, src.read_bytes())
 
@@ -382,25 +314,36 @@ class JobQueue:
         elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
 
-    def _recorded_task(self, job: Job, folder: Path, files: dict[str, Path]) -> dict:
-        """The inputs as the run records them: the copies kept in its folder with their content
-        hashes and the names they were uploaded under (never the upload store's paths)."""
-        from ..task import file_hash
+    def _recorded_task(self, job: Job, task: Task, folder: Path, files: dict[str, Path]) -> dict:
+        """The task as the run records it: the copies of the inputs kept in its folder, with their
+        content hashes and the names they were uploaded under (never the upload store's paths)."""
+        names = job.names if isinstance(job.names, dict) else {}
+        shown = {"content": names.get("content"), "start": names.get("start")}
+        for role in ("style", "mask"):
+            for i, name in enumerate(names.get(f"{role}s") or [], 1):
+                shown[f"{role}_{i}"] = name
+        kept = {}
+        for file_name, path in files.items():
+            stem = Path(file_name).stem
+            kept.setdefault(str(path.resolve()), (str(folder / "inputs" / file_name), shown.get(stem) or file_name))
 
-        def entry(name: str, shown: str | None) -> dict:
-            return {"name": str(folder / "inputs" / name), "sha256": file_hash(files[name]), "upload": shown or name}
+        def entry(value):
+            if isinstance(value, dict) and value.get("name") in kept:
+                name, upload = kept[value["name"]]
+                return value | {"name": name, "upload": upload}
+            if isinstance(value, dict) and "labels" in value:
+                return value | {"labels": entry(value["labels"])}
+            return value
 
-        by_role = {Path(name).stem: name for name in files}
-        shown = job.names.get("styles") or []
-        styles = [entry(by_role[f"style_{i}"], s) for i, s in enumerate([None] * len(job.styles), 1)]
-        for i, e in enumerate(styles):
-            e["upload"] = shown[i] if i < len(shown) else e["upload"]
-        task = {"content": entry(by_role["content"], job.names.get("content")), "styles": [{"images": styles}]}
-        if job.weights:
-            task["styles"][0]["weights"] = list(job.weights)
-        if "start" in by_role:
-            task["init"] = entry(by_role["start"], job.names.get("start"))
-        return task
+        out = task.to_dict()
+        out["content"] = entry(out["content"])
+        for s in out["styles"]:
+            s["images"] = [entry(i) for i in s["images"]]
+            if "mask" in s:
+                s["mask"] = entry(s["mask"])
+        if "init" in out:
+            out["init"] = entry(out["init"])
+        return out
 
     def _relay(self, job: Job, writer: RunWriter):
         """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""
@@ -412,7 +355,7 @@ class JobQueue:
                 return
             if isinstance(event, Started):
                 job.total, job.terms = event.total_steps, list(event.terms)
-                self.hub.publish("job", job.public())
+                self.hub.publish("job", self.public(job))
             elif isinstance(event, Step):
                 losses = dict(event.losses)
                 job.step, job.elapsed, job.losses = event.step, event.elapsed, losses

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import StylelabError
+from ..folders import PARTIAL
 
 COOKIE = "stylelab_token"
 TOKEN_HEADER = "x-stylelab-token"
@@ -54,7 +55,7 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def inside(root: Path, path: Path, *, hidden: bool = False) -> Path:
+def inside(root: Path, path: Path, *, hidden: bool = False, partial: bool = False) -> Path:
     """``path`` with every symlink resolved, if that is still inside ``root``; raises UnsafePath otherwise.
 
     The one check every disk read of the studio goes through. ``root`` must be
@@ -62,7 +63,9 @@ def inside(root: Path, path: Path, *, hidden: bool = False) -> Path:
     everything, never too little). Unless ``hidden``, the part under ``root``
     may not contain dot-names (``.studio``) or ``.partial`` folders after
     resolving either, so a link cannot lead into the studio's own state or an
-    unfinished run. The message names ``path`` as given, never where it leads.
+    unfinished run; ``partial`` lets ``.partial`` folders through (what
+    ``confined_partial`` reads), dot-names still not. The message names
+    ``path`` as given, never where it leads.
     """
     try:
         resolved = Path(path).resolve()
@@ -70,7 +73,9 @@ def inside(root: Path, path: Path, *, hidden: bool = False) -> Path:
         raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}") from None
     if resolved == root or not resolved.is_relative_to(root):
         raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}")
-    if not hidden and any(p.startswith(".") or p.endswith(".partial") for p in resolved.relative_to(root).parts):
+    if not hidden and any(
+        p.startswith(".") or (p.endswith(PARTIAL) and not partial) for p in resolved.relative_to(root).parts
+    ):
         raise UnsafePath(f"not inside the runs folder: {_shown(root, Path(path))}")
     return resolved
 
@@ -79,10 +84,10 @@ def _shown(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
-def readable(root: Path, path: Path, *, hidden: bool = False) -> Path | None:
+def readable(root: Path, path: Path, *, hidden: bool = False, partial: bool = False) -> Path | None:
     """``inside(root, path)`` if that names a file, else None: links out and missing files are alike."""
     try:
-        resolved = inside(root, path, hidden=hidden)
+        resolved = inside(root, path, hidden=hidden, partial=partial)
     except UnsafePath:
         return None
     return resolved if resolved.is_file() else None
@@ -97,16 +102,42 @@ def confined(root: Path, rel: str) -> Path:
     bypassed). Dot-names (``..``, ``.studio``, hidden files) are refused too,
     before and (through ``inside``) after resolving symlinks.
     """
-    if not rel or len(rel) > 1024 or any(c in rel for c in "\\%\x00") or rel.startswith("/"):
-        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
-    parts = PurePosixPath(rel).parts
-    if any(part.startswith(".") or part.endswith(".partial") for part in parts):
+    parts = _parts(rel)
+    if any(part.endswith(PARTIAL) for part in parts):
         raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
     base = root.resolve()
     try:
         return inside(base, base / PurePosixPath(*parts))
     except UnsafePath:
         raise UnsafePath(f"not a path inside the runs folder: {rel!r}") from None  # a symlink pointing out
+
+
+def confined_partial(root: Path, key: str) -> Path:
+    """The unfinished run folder ``root / key`` resolved, where ``key`` ends in one ``.partial`` folder.
+
+    The one way into a ``.partial`` folder (a run still being written, shown
+    live): ``confined``'s rules, except that the last part, and only it, ends
+    in ``.partial``. Raises UnsafePath otherwise; reads inside it go through
+    ``inside(..., partial=True)``.
+    """
+    parts = _parts(key)
+    if not parts[-1].endswith(PARTIAL) or any(p.endswith(PARTIAL) for p in parts[:-1]):
+        raise UnsafePath(f"not an unfinished run in the runs folder: {key!r}")
+    base = root.resolve()
+    try:
+        return inside(base, base / PurePosixPath(*parts), partial=True)
+    except UnsafePath:
+        raise UnsafePath(f"not an unfinished run in the runs folder: {key!r}") from None
+
+
+def _parts(rel: str) -> tuple[str, ...]:
+    """The parts of a relative path from a request; UnsafePath for anything but plain names."""
+    if not rel or len(rel) > 1024 or any(c in rel for c in "\\%\x00") or rel.startswith("/"):
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
+    parts = PurePosixPath(rel).parts
+    if any(part.startswith(".") for part in parts):
+        raise UnsafePath(f"not a path inside the runs folder: {rel!r}")
+    return parts
 
 
 def relative_key(root: Path, folder: Path) -> str:

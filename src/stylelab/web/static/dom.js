@@ -20,7 +20,11 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-/** Call the studio's API; resolves to the JSON answer or throws an Error carrying the server's one-line reason. */
+/** The connection to the server, as the event stream last found it (live.js keeps it). */
+export const conn = { offline: false };
+
+/** Call the studio's API; resolves to the JSON answer or throws an Error carrying the server's one-line reason
+ * (and, for a refused form, `errors`: each mistake by the field it concerns). */
 export async function api(path, { method = "GET", json, body, headers = {} } = {}) {
   const options = { method, headers: { ...headers }, credentials: "same-origin" };
   if (json !== undefined) {
@@ -45,7 +49,9 @@ export async function api(path, { method = "GET", json, body, headers = {} } = {
   if (!response.ok) {
     let detail = data && data.detail;
     if (Array.isArray(detail)) detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-    throw new Error(detail || `${response.status} ${response.statusText}`);
+    const error = new Error(detail || `${response.status} ${response.statusText}`);
+    error.errors = (data && data.errors) || null;
+    throw error;
   }
   return data;
 }
@@ -72,6 +78,18 @@ export function fmtSeconds(s) {
 export function fmtDate(epoch) {
   if (!epoch) return "";
   return new Date(epoch * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** A label's two parts: what was painted, and what sets the run apart (labels.py joins them with " · "). */
+export function labelParts(label) {
+  const at = (label || "").indexOf(" · ");
+  return at < 0 ? [label || "", ""] : [label.slice(0, at), label.slice(at + 3)];
+}
+
+/** A label as elements: what was painted, then what sets the run apart, set off. */
+export function labelNodes(label) {
+  const [what, differs] = labelParts(label);
+  return differs ? [what, " · ", h("span", { class: "label-differs" }, differs)] : [what];
 }
 
 export const badge = (state) => h("span", { class: `badge state-${state}` }, state);

@@ -1,11 +1,16 @@
-// The "New run" form: images (drop or pick), a recipe, its settings (generated from the
-// Recipe's fields, which the server describes in /api/info), and the start button.
-import { $, api, h, keyPath, toast } from "./dom.js";
+// The "New run" form: images (drop or pick; each style with a blend weight and an optional region mask),
+// a recipe, its settings (generated from the Recipe's fields, which the server describes in /api/info),
+// and the start button. The server checks a request whole: its mistakes come back all at once, each
+// tied to the field it concerns, and are shown there.
+import { $, api, conn, h, keyPath, toast } from "./dom.js";
+import { clearError, clearErrors, showErrors } from "./form_errors.js";
+import { drawMaskPreview } from "./masks.js";
+import { seriesColour } from "./plot.js";
 
 const form = {
   info: null,
   content: null, // {id, name, url, width, height}
-  styles: [], // [{upload: {...}, weight}]
+  styles: [], // [{upload: {...}, weight, mask: {...} | null}]
   start: null,
   onQueued: () => {},
 };
@@ -84,6 +89,52 @@ function selectRecipe(name, { fill = true } = {}) {
 
 // ---------------------------------------------------------------- images
 
+function maskControl(style, index) {
+  const inputId = `mask-file-${index}`;
+  const input = h("input", {
+    type: "file",
+    id: inputId,
+    accept: "image/*",
+    class: "visually-hidden",
+    onchange: async (e) => {
+      const file = e.target.files[0];
+      e.target.value = "";
+      if (!file) return;
+      try {
+        style.mask = await upload(file);
+        clearError(`mask.${index}`);
+      } catch (err) {
+        showErrors({ [`mask.${index}`]: err.message });
+        return;
+      }
+      renderImages();
+    },
+  });
+  if (!style.mask) {
+    return h(
+      "span",
+      { class: "mask", id: `mask-${index}` },
+      input,
+      h("label", { for: inputId, class: "button small", title: "A mask: white where this style paints" }, "+ mask"),
+    );
+  }
+  return h(
+    "span",
+    { class: "mask", id: `mask-${index}`, title: `${style.mask.name}: white where ${style.upload.name} paints` },
+    "mask",
+    h("img", { src: style.mask.preview || style.mask.url, alt: `mask of ${style.upload.name}`, class: "mask-thumb" }),
+    h("button", {
+      type: "button",
+      class: "icon",
+      "aria-label": `Remove the mask of ${style.upload.name}`,
+      onclick: () => {
+        style.mask = null;
+        renderImages();
+      },
+    }, "✕"),
+  );
+}
+
 function thumb(upload, role, index) {
   const remove = () => {
     if (role === "content") form.content = null;
@@ -93,10 +144,12 @@ function thumb(upload, role, index) {
   };
   const dims = upload.width ? `${upload.width}×${upload.height}` : "";
   const parts = [
+    role === "style" ? h("span", { class: "swatch", style: `background:${seriesColour(index)}` }) : "",
     h("img", { src: upload.preview || upload.url, alt: "", loading: "lazy" }),
     h("span", { class: "thumb-name", title: upload.name }, upload.name, h("small", {}, dims)),
   ];
   if (role === "style") {
+    const style = form.styles[index];
     const weightId = `style-weight-${index}`;
     parts.push(
       h(
@@ -108,14 +161,20 @@ function thumb(upload, role, index) {
           type: "number",
           min: "0",
           step: "0.1",
-          value: String(form.styles[index].weight),
-          oninput: (e) => (form.styles[index].weight = e.target.value),
+          value: String(style.weight),
+          "aria-describedby": `err-blend-${index}`,
+          oninput: (e) => {
+            style.weight = e.target.value;
+            clearError(`blend.${index}`);
+          },
         }),
       ),
+      maskControl(style, index),
     );
   }
   parts.push(h("button", { type: "button", class: "icon", onclick: remove, "aria-label": `Remove ${upload.name}` }, "✕"));
-  return h("li", { class: "thumb" }, parts);
+  const errors = role === "style" ? ["style", "blend", "mask"].map((k) => h("p", { class: "field-error", id: `err-${k}-${index}` })) : [];
+  return h("li", { class: "thumb", dataset: { index: String(index) } }, h("div", { class: "thumb-row" }, parts), errors);
 }
 
 function renderImages() {
@@ -124,6 +183,7 @@ function renderImages() {
   $("#start-list").replaceChildren(...(form.start ? [thumb(form.start, "start", 0)] : []));
   $("#content-drop").classList.toggle("filled", !!form.content);
   $("#style-drop").classList.toggle("filled", form.styles.length > 0);
+  drawMaskPreview(form.content, form.styles);
 }
 
 async function upload(file) {
@@ -146,7 +206,7 @@ async function addFiles(role, files) {
       const meta = await upload(file);
       if (role === "content") form.content = meta;
       else if (role === "start") form.start = meta;
-      else form.styles.push({ upload: meta, weight: 1 });
+      else form.styles.push({ upload: meta, weight: 1, mask: null });
       status.textContent = "";
     } catch (err) {
       status.textContent = err.message;
@@ -180,32 +240,24 @@ function setupDrop(role) {
 // ---------------------------------------------------------------- submit
 
 function collect() {
-  if (!form.content) throw new Error("add a content image first");
-  if (!form.styles.length) throw new Error("add at least one style image");
   const settings = {};
   for (const field of form.info.fields) {
     const value = $(`#f-${field.name}`).value.trim();
     if (value !== "") settings[field.name] = value;
   }
-  let start = null;
-  if (settings.init === "image") {
-    if (!form.start) throw new Error("upload a start image, or choose another start");
-    start = form.start.id;
-    settings.init = "content";
-  }
+  const weight = (w) => (String(w).trim() === "" || !Number.isFinite(Number(w)) ? null : Number(w));
   return {
     recipe: $("#recipe").value,
-    settings,
-    content: form.content.id,
-    styles: form.styles.map((s) => ({ upload: s.upload.id, weight: Number(s.weight) })),
-    start,
+    settings, // init "image": the start image below (the server says if there is none)
+    content: form.content ? form.content.id : "",
+    styles: form.styles.map((s) => ({ upload: s.upload.id, weight: weight(s.weight), mask: s.mask ? s.mask.id : null })),
+    start: settings.init === "image" && form.start ? form.start.id : null,
   };
 }
 
 async function submit(event) {
   event.preventDefault();
-  const error = $("#form-error");
-  error.textContent = "";
+  clearErrors();
   const button = $("#start");
   button.disabled = true;
   try {
@@ -213,28 +265,34 @@ async function submit(event) {
     toast(`Queued: ${job.label}`);
     form.onQueued(job);
   } catch (err) {
-    error.textContent = err.message;
+    showErrors(err.errors || { form: err.message });
   } finally {
-    button.disabled = false;
+    button.disabled = conn.offline;
   }
 }
 
-/** Prefill the form from a finished run: its recipe and, where the run kept them, its inputs. */
+/** Prefill the form from a finished run: its recipe and, where the run kept them, its inputs and masks. */
 export async function runAgain(run) {
   const presets = form.info.recipes.map((r) => r.name);
   selectRecipe(presets.includes(run.recipe) ? run.recipe : "default", { fill: false });
   fillSettings(run.recipe_values);
+  clearErrors();
   form.content = null;
   form.styles = [];
   form.start = null;
   if (run.inputs.length) {
     const { inputs } = await api(`/api/reuse/${keyPath(run.key)}`, { method: "POST" });
-    const weights = run.recipe_values.style_weights || [];
+    const task = (run.info && run.info.task) || {};
+    const weights = (task.styles && task.styles.length === 1 && task.styles[0].weights) || run.recipe_values.style_weights || [];
+    const masks = [];
     for (const item of inputs) {
       if (item.role === "content") form.content = item;
       else if (item.role === "start") form.start = item;
-      else form.styles.push({ upload: item, weight: weights[form.styles.length] ?? 1 });
+      else if (item.role === "mask") masks.push(item);
+      else form.styles.push({ upload: item, weight: weights[form.styles.length] ?? 1, mask: null });
     }
+    for (const mask of masks) if (form.styles[mask.number - 1]) form.styles[mask.number - 1].mask = mask;
+    if (form.start) setValue("init", "image");
   } else {
     toast("This run did not keep its input images: add them again", "info");
   }
@@ -252,6 +310,7 @@ export function setupForm(info, { onQueued }) {
   $("#main-fields").replaceChildren(...main.map(fieldControl));
   $("#more-fields").replaceChildren(...more.map(fieldControl));
   $("#f-init").addEventListener("change", showStartZone);
+  $("#job-form").addEventListener("input", (e) => e.target.id.startsWith("f-") && clearError(e.target.id.slice(2)));
   $("#upload-limit").textContent = `up to ${info.max_upload_mb} MB each`;
   for (const role of ["content", "style", "start"]) setupDrop(role);
   $("#job-form").addEventListener("submit", submit);

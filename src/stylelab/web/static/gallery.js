@@ -1,10 +1,14 @@
-// The gallery (every run in the runs folder), one run's page, and the side-by-side comparison.
-import { $, api, badge, fmtDate, fmtNum, fmtSeconds, h, keyPath, toast } from "./dom.js";
-import { drawLosses, seriesColour, termSeries } from "./plot.js";
+// The gallery (every run in the runs folder, those still being written too), one run's page
+// (followed live while its run is written), and the side-by-side comparison.
+import { $, api, badge, fmtDate, fmtNum, fmtSeconds, h, keyPath, labelParts, toast } from "./dom.js";
+import { drawLosses, keepDrawn, metricRows, seriesColour, termSeries } from "./plot.js";
 
 const STORE = "stylelab.compare";
+const FOLLOW_EVERY = 1000; // ms between looks at a run being written
 const selection = new Set(JSON.parse(localStorage.getItem(STORE) || "[]"));
 let listing = { runs: [], experiments: [] };
+let galleryTimer = null;
+let runTimer = null;
 
 function saveSelection() {
   localStorage.setItem(STORE, JSON.stringify([...selection]));
@@ -15,13 +19,17 @@ function saveSelection() {
   $("#clear-selected").hidden = n < 1;
 }
 
+const stepsText = (run) =>
+  run.steps == null ? "" : run.total && run.steps !== run.total ? `${run.steps} of ${run.total} steps` : `${run.steps} steps`;
+
 const metaLine = (run) =>
-  [run.recipe, run.size && `${run.size}px`, run.optimizer, run.steps != null && `${run.steps} steps`, run.elapsed && fmtSeconds(run.elapsed)]
+  [run.recipe, run.size && `${run.size}px`, run.optimizer, stepsText(run), run.elapsed && fmtSeconds(run.elapsed)]
     .filter(Boolean)
     .join(" · ");
 
 function card(run) {
   const id = `pick-${run.key.replace(/[^\w-]/g, "_")}`;
+  const [what, differs] = labelParts(run.title);
   return h(
     "li",
     { class: "card", dataset: { key: run.key } },
@@ -33,11 +41,12 @@ function card(run) {
     h(
       "div",
       { class: "card-body" },
-      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.key }, run.title), badge(run.status)),
+      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.title }, what), badge(run.status)),
+      differs ? h("div", { class: "card-differs" }, h("mark", {}, differs)) : "",
       run.title !== run.name ? h("div", { class: "card-meta" }, run.name) : "",
       h("div", { class: "card-meta" }, metaLine(run)),
-      h("div", { class: "card-meta" }, run.experiment ? `in ${run.experiment} · ` : "", fmtDate(run.finished)),
-      h(
+      h("div", { class: "card-meta" }, run.experiment ? `in ${run.experiment} · ` : "", run.running ? "being written now" : fmtDate(run.finished)),
+      run.running ? "" : h(
         "div",
         { class: "card-pick" },
         h("input", {
@@ -81,6 +90,7 @@ function renderGallery() {
 }
 
 export async function showGallery() {
+  clearTimeout(galleryTimer);
   try {
     listing = await api("/api/runs");
   } catch (err) {
@@ -91,6 +101,10 @@ export async function showGallery() {
   for (const key of [...selection]) if (!keys.has(key)) selection.delete(key);
   saveSelection();
   renderGallery();
+  // While runs are being written (a CLI run, a sweep), look again: they grow, and end.
+  if (listing.runs.some((r) => r.running)) {
+    galleryTimer = setTimeout(() => !$("#view-gallery").hidden && showGallery(), 2 * FOLLOW_EVERY);
+  }
 }
 
 // ---------------------------------------------------------------- one run
@@ -107,7 +121,67 @@ function settingsTable(values, highlight = new Set()) {
 
 const fmtValue = (v) => (v == null ? "–" : Array.isArray(v) ? v.join(", ") : typeof v === "number" ? String(v) : v);
 
+/** The page of a run still being written: its newest snapshot, progress and loss curves, looked at
+ * every second until it ends; then the page of the finished run. */
+function followRun(key, first) {
+  const view = $("#run-body");
+  const chart = keepDrawn(h("canvas", { class: "chart", role: "img", "aria-label": "Loss curves of this run so far", id: "run-chart" }));
+  const img = h("img", { id: "run-live", alt: `The newest snapshot of ${first.name}` });
+  const progress = h("progress", { max: "1", value: "0", "aria-label": "Progress" });
+  const stats = h("p", { class: "stats", "aria-live": "polite" });
+  view.replaceChildren(
+    h(
+      "div",
+      { class: "run-grid" },
+      h("div", { class: "run-images" }, h("figure", {}, img, h("figcaption", { id: "run-live-caption" }, "newest snapshot"))),
+      h(
+        "div",
+        { class: "run-side" },
+        first.studio
+          ? h("p", { class: "message" }, "A job of this studio's queue, running now (the Studio shows it too): this page follows it and shows the finished run once it ends.")
+          : h("p", { class: "message" }, "This run is being written by another program (", h("code", {}, "stylelab run"), ", a sweep): this page follows it and shows the finished run once it ends."),
+        progress,
+        stats,
+        h("h3", {}, "Loss curves"),
+        chart,
+        h("details", {}, h("summary", {}, "Settings (recipe.toml)"), settingsTable(first.recipe_values)),
+      ),
+    ),
+  );
+  const update = (run) => {
+    $("#run-title").replaceChildren(run.title, " ", badge(run.status), " ", h("small", { class: "subtle" }, run.key));
+    if (run.result && img.getAttribute("src") !== run.result) img.src = run.result;
+    img.hidden = !run.result;
+    $("#run-live-caption").textContent = run.result ? `step ${new URL(run.result, location.href).searchParams.get("step")}` : "no snapshot yet";
+    progress.max = run.total || 1;
+    progress.value = run.steps || 0;
+    const parts = [`step ${run.steps} / ${run.total}`, run.elapsed && `${fmtSeconds(run.elapsed)} elapsed`, run.losses.total != null && `loss ${fmtNum(run.losses.total)}`, run.message];
+    stats.textContent = parts.filter(Boolean).join(" · ");
+    drawLosses(chart, termSeries(metricRows(run.metrics, run.terms), run.terms));
+  };
+  update(first);
+  const look = async () => {
+    if (location.hash !== `#run/${encodeURIComponent(key)}`) return; // the page moved on
+    let run;
+    try {
+      run = await api(`/api/runs/${keyPath(key)}`);
+    } catch (err) {
+      $("#run-body .stats").textContent = err.message; // removed, or the server is gone: keep looking
+      runTimer = setTimeout(look, 3 * FOLLOW_EVERY);
+      return;
+    }
+    if (run.finished_as) {
+      location.replace(`#run/${encodeURIComponent(run.finished_as)}`); // renamed to its finished folder
+      return;
+    }
+    update(run);
+    runTimer = setTimeout(look, FOLLOW_EVERY);
+  };
+  runTimer = setTimeout(look, FOLLOW_EVERY);
+}
+
 export async function showRun(key, { onRunAgain }) {
+  clearTimeout(runTimer);
   const view = $("#run-body");
   view.replaceChildren(h("p", { class: "empty" }, "loading…"));
   let run;
@@ -117,17 +191,27 @@ export async function showRun(key, { onRunAgain }) {
     view.replaceChildren(h("p", { class: "error" }, err.message));
     return;
   }
+  if (run.finished_as) {
+    location.replace(`#run/${encodeURIComponent(run.finished_as)}`);
+    return;
+  }
+  if (run.running) {
+    followRun(key, run);
+    return;
+  }
   $("#run-title").replaceChildren(run.title, " ", badge(run.status), " ", h("small", { class: "subtle" }, run.key));
-  const chart = h("canvas", { class: "chart", role: "img", "aria-label": "Loss curves of this run" });
+  const chart = keepDrawn(h("canvas", { class: "chart", role: "img", "aria-label": "Loss curves of this run", id: "run-chart" }));
   const info = run.info || {};
+  const names = (info.studio && info.studio.names) || {};
   const facts = [
     ["recipe", run.recipe],
-    ["steps", run.steps],
+    ["steps", stepsText(run).replace(/ steps$/, "")],
     ["time", fmtSeconds(run.elapsed)],
     ["device", info.device],
     ["finished", fmtDate(run.finished)],
-    ["content", (info.studio && info.studio.names && info.studio.names.content) || info.content],
-    ["styles", (info.studio && info.studio.names && info.studio.names.styles || info.styles || []).join(", ")],
+    ["content", names.content || info.content],
+    ["styles", (names.styles || info.styles || []).join(", ")],
+    ["masks", (names.masks || []).filter(Boolean).join(", ")],
     ...Object.entries(run.losses || {}).map(([k, v]) => [`${k} loss`, fmtNum(v)]),
   ].filter(([, v]) => v != null && v !== "");
   view.replaceChildren(
@@ -169,8 +253,7 @@ export async function showRun(key, { onRunAgain }) {
       ),
     ),
   );
-  const rows = run.metrics.map((m) => [m.step, m.content, m.style, m.tv, m.total]);
-  requestAnimationFrame(() => drawLosses(chart, termSeries(rows)));
+  drawLosses(chart, termSeries(metricRows(run.metrics, run.terms), run.terms));
 }
 
 // ---------------------------------------------------------------- compare
@@ -203,7 +286,7 @@ export async function showCompare() {
         " ",
         badge(run.status),
         run.title !== run.name ? h("small", { class: "subtle block" }, run.name) : "",
-        h("ul", { class: "changed" }, differs.map((f) => h("li", {}, h("span", {}, f.name.replaceAll("_", " ")), " ", h("mark", {}, fmtValue(f.values[i]))))),
+        h("ul", { class: "changed" }, differs.map((f) => h("li", {}, h("span", {}, f.name.replaceAll("_", " ")), " ", h("mark", {}, f.shown[i])))),
       ),
     ),
   );
@@ -214,12 +297,12 @@ export async function showCompare() {
     { class: "settings compare-table" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "setting"), data.runs.map((r) => h("th", { scope: "col" }, r.name)))),
     h("tbody", {}, shown.map((f) =>
-      h("tr", { class: f.differs ? "differs" : "" }, h("th", { scope: "row", title: f.help }, f.name.replaceAll("_", " ")), f.values.map((v) => h("td", {}, fmtValue(v)))),
+      h("tr", { class: [f.differs ? "differs" : "", f.input ? "input" : ""].join(" ").trim() }, h("th", { scope: "row", title: f.help }, f.name.replaceAll("_", " ")), f.shown.map((v) => h("td", {}, v))),
     )),
   );
-  const chart = h("canvas", { class: "chart", role: "img", "aria-label": "Total loss of each compared run" });
+  const chart = keepDrawn(h("canvas", { class: "chart", role: "img", "aria-label": "Total loss of each compared run" }));
   body.replaceChildren(
-    h("p", { class: "hint-line" }, differs.length ? `${differs.length === 1 ? "1 setting differs" : `${differs.length} settings differ`}: ${differs.map((f) => f.name.replaceAll("_", " ")).join(", ")}` : "These runs share every setting."),
+    h("p", { class: "hint-line", id: "compare-summary" }, differsLine(differs, data.runs.length)),
     h("div", { class: "effect-grid", id: "effect-grid" }, columns),
     h("h3", {}, "Total loss"),
     chart,
@@ -232,7 +315,18 @@ export async function showCompare() {
     colour: seriesColour(i),
     points: run.metrics.map((m) => [m.step, m.total]).filter(([, y]) => y > 0),
   }));
-  requestAnimationFrame(() => drawLosses(chart, series));
+  drawLosses(chart, series);
+}
+
+function differsLine(differs, n) {
+  if (n < 2) return "One run: tick more in the gallery to compare.";
+  if (!differs.length) return "These runs share every input and setting.";
+  const inputs = differs.filter((f) => f.input).map((f) => f.name);
+  const settings = differs.filter((f) => !f.input).map((f) => f.name.replaceAll("_", " "));
+  const parts = [];
+  if (inputs.length) parts.push(`${inputs.length === 1 ? "1 input differs" : `${inputs.length} inputs differ`}: ${inputs.join(", ")}`);
+  if (settings.length) parts.push(`${settings.length === 1 ? "1 setting differs" : `${settings.length} settings differ`}: ${settings.join(", ")}`);
+  return parts.join("; ") + ".";
 }
 
 export function setupGallery() {

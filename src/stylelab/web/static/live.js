@@ -1,12 +1,12 @@
 // The live panel and the queue, kept current by the server's event stream (/api/events).
-import { $, api, badge, fmtNum, fmtSeconds, h, keyPath, toast } from "./dom.js";
-import { drawLosses, termSeries } from "./plot.js";
+import { $, api, badge, conn, fmtNum, fmtSeconds, h, keyPath, labelNodes, toast } from "./dom.js";
+import { drawLosses, keepDrawn, termSeries } from "./plot.js";
 
 const FINISHED = new Set(["done", "cancelled", "diverged", "failed", "interrupted"]);
 const live = {
   jobs: new Map(), // id -> job, newest first
   selected: null,
-  rows: [], // [step, content, style, tv, total] of the selected job
+  rows: [], // [step, ...losses in the order of the selected job's terms]
   pinned: false, // the user picked a job: do not follow the running one
   drawPending: false,
   onFinished: () => {},
@@ -34,14 +34,15 @@ function renderQueue() {
           select(job.id);
         },
       },
-      h("span", { class: "queue-label" }, job.label),
+      h("span", { class: "queue-label", title: job.label }, labelNodes(job.label)),
       h("span", { class: "queue-meta" }, badge(job.state), " ", progress),
     );
     const actions = [];
+    const common = { type: "button", class: "small needs-server", disabled: conn.offline };
     if (job.state === "queued" || job.state === "running") {
-      actions.push(h("button", { type: "button", class: "small", onclick: () => cancel(job.id) }, "Cancel"));
+      actions.push(h("button", { ...common, onclick: () => cancel(job.id), "aria-label": `Cancel ${job.label}` }, "Cancel"));
     } else {
-      actions.push(h("button", { type: "button", class: "small", onclick: () => again(job.id), "aria-label": `Run ${job.label} again` }, "Run again"));
+      actions.push(h("button", { ...common, onclick: () => again(job.id), "aria-label": `Run ${job.label} again` }, "Run again"));
     }
     return h("li", { class: job.id === live.selected ? "selected" : "", dataset: { job: job.id } }, open, actions);
   });
@@ -56,7 +57,8 @@ function scheduleDraw() {
   live.drawPending = true;
   requestAnimationFrame(() => {
     live.drawPending = false;
-    drawLosses($("#live-chart"), termSeries(live.rows));
+    const job = live.jobs.get(live.selected);
+    drawLosses($("#live-chart"), termSeries(live.rows, (job && job.terms) || []));
   });
 }
 
@@ -65,8 +67,9 @@ function renderLive() {
   $("#live-empty").hidden = !!job;
   $("#live").hidden = !job;
   if (!job) return;
-  $("#live-label").textContent = job.label;
-  $("#live-state").replaceChildren(badge(job.state));
+  $("#live-label").replaceChildren(...labelNodes(job.label));
+  $("#live-label").title = job.label;
+  $("#live-state").replaceChildren(badge(job.state), conn.offline ? h("span", { class: "badge state-failed" }, "no connection") : "");
   const img = jobImage(job);
   const picture = $("#live-img");
   if (img && picture.getAttribute("src") !== img) picture.src = img;
@@ -81,6 +84,7 @@ function renderLive() {
   if (job.losses && job.losses.total != null) parts.push(`loss ${fmtNum(job.losses.total)}`);
   $("#live-stats").textContent = parts.filter(Boolean).join(" · ");
   $("#live-cancel").hidden = !(job.state === "running" || job.state === "queued");
+  $("#live-cancel").disabled = conn.offline;
   $("#live-message").textContent = job.message || "";
   const link = $("#live-open");
   link.hidden = !job.run;
@@ -171,6 +175,27 @@ async function refreshJobs() {
   else renderQueue();
 }
 
+let lostAt = 0;
+let lostTimer = null;
+
+/** Show (or clear) that the server is gone: a banner, and every control that needs it disabled. */
+function setOffline(offline) {
+  conn.offline = offline;
+  document.body.classList.toggle("offline", offline);
+  $("#offline").hidden = !offline;
+  for (const button of document.querySelectorAll(".needs-server")) button.disabled = offline;
+  clearInterval(lostTimer);
+  if (offline) {
+    lostAt = lostAt || Date.now();
+    const tick = () => ($("#offline-since").textContent = fmtSeconds((Date.now() - lostAt) / 1000));
+    tick();
+    lostTimer = setInterval(tick, 1000);
+  } else {
+    lostAt = 0;
+  }
+  renderLive();
+}
+
 /** Open the event stream; it reconnects by itself, and each (re)connection refetches the state. */
 export function connect() {
   const status = $("#conn");
@@ -178,11 +203,22 @@ export function connect() {
   source.addEventListener("open", () => {
     status.textContent = "live";
     status.className = "conn ok";
+    if (conn.offline) toast("The studio is answering again", "ok");
+    setOffline(false);
     refreshJobs().catch((err) => toast(err.message, "error"));
   });
   source.addEventListener("error", () => {
-    status.textContent = "reconnecting…";
+    status.textContent = "not connected";
     status.className = "conn bad";
+    setOffline(true);
+  });
+  source.addEventListener("labels", (e) => {
+    for (const [id, label] of Object.entries(JSON.parse(e.data))) {
+      const job = live.jobs.get(id);
+      if (job) job.label = label;
+    }
+    renderQueue();
+    renderLive();
   });
   source.addEventListener("job", (e) => upsert(JSON.parse(e.data)));
   source.addEventListener("step", (e) => onStep(JSON.parse(e.data)));
@@ -200,5 +236,5 @@ export function follow(job) {
 export function setupLive({ onFinished }) {
   live.onFinished = onFinished;
   $("#live-cancel").addEventListener("click", () => live.selected && cancel(live.selected));
-  window.addEventListener("resize", scheduleDraw);
+  keepDrawn($("#live-chart")); // drawn again once shown: a chart drawn while its view was hidden is not blurry
 }

@@ -3,20 +3,31 @@
 
 export const TERM_COLOURS = { content: "#2f80ed", style: "#e0457b", tv: "#f2a93b", total: "#27ae60" };
 const PALETTE = ["#6c5ce7", "#e0457b", "#2f80ed", "#27ae60", "#f2a93b", "#00a8a8", "#b85c38", "#8e44ad"];
+const EXTRA = ["#00a8a8", "#8e44ad", "#b85c38", "#6c5ce7"]; // terms without a colour of their own (temporal...)
 
 export const seriesColour = (i) => PALETTE[i % PALETTE.length];
 
-/** Series for each loss term from rows [step, content, style, tv, total]. */
-export function termSeries(rows) {
-  const terms = ["content", "style", "tv", "total"];
+/** The colour of each term: its own where it has one, else the next of EXTRA. */
+function termColours(terms) {
+  let extra = 0;
+  return terms.map((t) => TERM_COLOURS[t] || EXTRA[extra++ % EXTRA.length]);
+}
+
+/** Series for each loss term from rows [step, ...values], in the order of `terms` (the run's own terms,
+ * from its Started event or its metrics.csv header: nothing here knows which terms there are). */
+export function termSeries(rows, terms) {
+  const colours = termColours(terms);
   return terms
     .map((term, i) => ({
       label: term,
-      colour: TERM_COLOURS[term],
+      colour: colours[i],
       points: rows.map((r) => [r[0], r[i + 1]]).filter(([, y]) => y > 0 && Number.isFinite(y)),
     }))
     .filter((s) => s.points.length);
 }
+
+/** Rows [step, ...values] from metrics rows ({step, elapsed, term: value...}) in the order of `terms`. */
+export const metricRows = (metrics, terms) => metrics.map((m) => [m.step, ...terms.map((t) => m[t])]);
 
 function niceLogTicks(lo, hi) {
   const ticks = [];
@@ -24,11 +35,16 @@ function niceLogTicks(lo, hi) {
   return ticks.length > 7 ? ticks.filter((_, i) => i % 2 === 0) : ticks;
 }
 
-/** Draw `series` ([{label, colour, points: [[x, y], ...]}]) into `canvas`, sized to its CSS box. */
+/** Draw `series` ([{label, colour, points: [[x, y], ...]}]) into `canvas`, sized to its CSS box.
+ * A canvas that is not shown (its view hidden) is not drawn at its default 300×150, which would
+ * look blurry once shown: it is drawn when it gets a size (see `keepDrawn`). */
 export function drawLosses(canvas, series, { emptyText = "no losses yet" } = {}) {
+  canvas.lastSeries = { series, emptyText };
+  canvas.dataset.series = series.map((s) => s.label).join(" ");
   const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || canvas.width;
-  const height = canvas.clientHeight || canvas.height;
+  const width = canvas.clientWidth;
+  const height = canvas.clientHeight;
+  if (!width || !height) return;
   if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
@@ -95,4 +111,16 @@ export function drawLosses(canvas, series, { emptyText = "no losses yet" } = {})
     ctx.fillText(label, lx + 14, 10);
     lx += 14 + ctx.measureText(label).width + 14;
   }
+}
+
+const watched = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    if (target.lastSeries) drawLosses(target, target.lastSeries.series, { emptyText: target.lastSeries.emptyText });
+  }
+});
+
+/** Redraw `canvas` whenever its size changes: shown after being hidden, a window resized, a phone turned. */
+export function keepDrawn(canvas) {
+  watched.observe(canvas);
+  return canvas;
 }

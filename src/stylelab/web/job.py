@@ -1,0 +1,162 @@
+"""One studio job (what it asks for, its state, how the page sees it, the task it paints),
+and the hub that carries the queue's events to every open page.
+
+Events reach browsers through ``Hub``: the worker thread publishes, each
+server-sent-event stream reads its own asyncio queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..recipes import Recipe
+from ..task import Task, TaskError
+from .gallery import thin
+from .labels import Painted, labels
+
+JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+STATES = ("queued", "running", "done", "cancelled", "diverged", "failed", "interrupted")
+FINISHED = frozenset(STATES[2:])
+
+
+class Hub:
+    """Fan-out of events from the worker thread to every open event stream."""
+
+    def __init__(self, queue_size: int = 1000):
+        self._subs: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
+        self.queue_size = queue_size
+        self.closed = False
+
+    def subscribe(self) -> asyncio.Queue:
+        """A queue of (event, json) pairs; call from the event loop that will read it."""
+        q: asyncio.Queue = asyncio.Queue(self.queue_size)
+        with self._lock:
+            self._subs[q] = asyncio.get_running_loop()
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        with self._lock:
+            self._subs.pop(q, None)
+
+    def publish(self, kind: str, data: dict) -> None:
+        message = (kind, json.dumps(data, separators=(",", ":"), default=str))
+        with self._lock:
+            subs = list(self._subs.items())
+        for q, loop in subs:
+            try:
+                loop.call_soon_threadsafe(self._put, q, message)
+            except RuntimeError:  # that loop has closed
+                self.unsubscribe(q)
+
+    @staticmethod
+    def _put(q: asyncio.Queue, message) -> None:
+        if q.full():
+            # A reader this far behind has missed events: tell it to fetch the state again.
+            while not q.empty():
+                q.get_nowait()
+            message = ("resync", "{}")
+        q.put_nowait(message)
+
+    def close(self) -> None:
+        self.closed = True
+        self.publish("bye", {})
+
+
+@dataclass
+class Job:
+    """One queued or finished studio run; the persisted fields come first."""
+
+    id: str
+    recipe: dict
+    content: str  # upload ids
+    styles: list[str]
+    names: dict  # display names of the inputs
+    start: str | None = None
+    state: str = "queued"
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    step: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+    losses: dict = field(default_factory=dict)
+    message: str = ""
+    run: str | None = None  # the run folder, relative to the runs folder, once written
+    history: list = field(default_factory=list, repr=False)  # [step, *the losses in the order of terms]
+    snapshot: bytes | None = field(default=None, repr=False)
+    snapshot_step: int = -1
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    resolved: Recipe | None = field(default=None, repr=False)  # the submitted Recipe itself, until a restart
+    weights: list[float] | None = None  # the styles' blend weights (several styles)
+    terms: list[str] = field(default_factory=list)  # the loss terms, in the order of history's columns
+    masks: list[str | None] | None = None  # per style, the upload id of its region mask (white where it paints)
+    startup: float | None = None  # seconds from the worker taking the job to its first event
+    build_seconds: float = 0.0  # of those, building the network (0 when the queue's engine had it already)
+
+    PERSISTED = (
+        "id recipe content styles names start state created started finished step total elapsed losses message run"
+        " weights terms masks startup build_seconds"
+    ).split()
+
+    def record(self) -> dict:
+        return {k: getattr(self, k) for k in self.PERSISTED}
+
+    @property
+    def eta(self) -> float | None:
+        if self.state != "running" or not self.step or not self.total:
+            return None
+        return self.elapsed / self.step * (self.total - self.step)
+
+    @property
+    def live_url(self) -> str:
+        return f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}"
+
+    def painted(self) -> Painted:
+        names = self.names if isinstance(self.names, dict) else {}
+        styles = tuple(names.get("styles") or self.styles)
+        masks = tuple(names.get("masks") or self.masks or ()) or None
+        blend = tuple(self.weights) if self.weights else None
+        recipe = self.recipe if isinstance(self.recipe, dict) else {}
+        return Painted(str(names.get("content", "content")), styles, recipe, blend, masks, names.get("start"))
+
+    def public(self, history: bool = False, label: str | None = None) -> dict:
+        """The job as the page sees it; ``label`` is its queue's (``JobQueue.labels``)."""
+        out = self.record() | {"eta": self.eta, "snapshot_step": self.snapshot_step}
+        out["label"] = label or labels([self.painted()])[0]
+        out["live"] = self.live_url if self.snapshot else None
+        if history:
+            out["history"] = thin(self.history, 1000)
+        return out
+
+
+def job_task(content, styles: list, weights=None, masks: list | None = None, start=None) -> Task:
+    """The Task a job paints: its styles blended by ``weights``; or, where ``masks`` has any (one
+    entry per style, None for none), each masked style in its region and at most one style
+    without a mask painting what the masks leave. TaskError for what does not go together."""
+    if not masks or not any(m is not None for m in masks):
+        return Task.of(content, styles, weights=weights, init=start)
+    if len(masks) != len(styles):
+        raise TaskError(f"{len(masks)} masks for {len(styles)} styles")
+    regions = [(s, m) for s, m in zip(styles, masks) if m is not None]
+    rest = [s for s, m in zip(styles, masks) if m is None]
+    if len(rest) > 1:
+        raise TaskError("with masks, every style but one needs a mask (the one without paints the rest)")
+    return Task.of(
+        content,
+        [s for s, _ in regions],
+        weights=weights,
+        masks=[m for _, m in regions],
+        background=rest[0] if rest else None,
+        init=start,
+    )
+
+
+def new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
