@@ -203,7 +203,8 @@ def markdown(result: dict) -> str:
         step = statistics.median(x["s_per_step"] for x in rs)
         peak = max(x["peak_rss_bytes"] for x in rs)
         spread = f" [{min(ns):.0f}..{max(ns):.0f}]" if len(rs) > 1 else ""
-        loads = f"{min(x['load_before'] for x in rs):.1f}-{max(x['load_after'] for x in rs):.1f}"
+        load = [v for x in rs for v in (x["load_before"], x["load_after"])]
+        loads = f"{min(load):.1f}-{max(load):.1f}"
         out.append(
             f"| {r['width']}x{r['height']} | {mode} | {tiles} | {pairs} | {r['steps']} | {peak / GIB:.2f} GiB "
             f"| {step:.1f} | {statistics.median(ns):.0f}{spread} | {ratio} | {loads} |"
@@ -303,6 +304,8 @@ def main() -> None:
     b.add_argument("--budget-gib", type=float, default=6.0)
     b.add_argument("--tile-side", type=int, help="the tiled runs' --tile (default: auto's for the largest size)")
     b.add_argument("--json")
+    t = sub.add_parser("table", help="the Markdown table of a bench's --json")
+    t.add_argument("json")
     o = sub.add_parser("one")
     o.add_argument("--size", type=int, required=True)
     o.add_argument("--tile", required=True)
@@ -323,6 +326,8 @@ def main() -> None:
         print(json.dumps(one(args.size, args.tile, args.steps, args.free)))
     elif args.command == "bench":
         bench(args)
+    elif args.command == "table":
+        print(markdown(json.loads(Path(args.json).read_text())))
     else:
         picture(args)
 
