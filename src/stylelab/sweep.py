@@ -116,7 +116,6 @@ def execute_batch(
     cannot run comes back as records of status ``error`` with the reason.
     """
     from .engine import EngineCache
-    from .task import Task
 
     def source(path: str):
         return inputs.get(path, path) if inputs else path
@@ -125,7 +124,7 @@ def execute_batch(
     recorders = [RunRecorder(_task_record(spec, inputs)) for spec in batch.runs]
     sinks = [for_item(rec, i) for i, rec in enumerate(recorders)]
     init = inputs.get(batch.recipe.init) if inputs else None  # an init image given as a path
-    tasks = [Task.of(source(batch.content), [source(spec.style)], init=init, label=spec.name) for spec in batch.runs]
+    tasks = [spec.task(source, init=init, label=spec.name) for spec in batch.runs]
     try:
         engine = engines.get(batch.recipe)
         engine.run(engine.prepare(tasks, batch.recipe), [*sinks, *callbacks], stop)
@@ -145,10 +144,10 @@ def execute_batch(
             seconds_per_step=round(record.elapsed / steps, 5) if record.elapsed is not None else None,
         )
         if measure and record.image is not None and record.status in ("done", "diverged"):
-            from .metrics import distances
+            from .metrics import task_distances
 
-            d = distances(record.image, source(spec.content), [source(spec.style)], size=batch.recipe.size)
-            record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
+            # Under every style loss, so a sweep over style_loss can be read by each; regions by their own styles.
+            record.extra["distances"] = task_distances(record.image, spec.task(source), size=batch.recipe.size).record()
         records.append(record)
     return records
 
@@ -164,11 +163,11 @@ def _task_record(spec: RunSpec, inputs: dict[str, bytes] | None) -> dict:
             return {"name": path, "sha256": hashlib.sha256(inputs[path]).hexdigest()}
         return describe(path)
 
-    return {"content": entry(spec.content), "styles": [{"images": [entry(spec.style)]}]}
+    return spec.task().to_dict(entry)
 
 
 def _error_record(spec: RunSpec, batch: Batch, why: str) -> RunRecord:
-    return RunRecord(batch.recipe, spec.content, [spec.style], "error", why.splitlines()[0] if why else "error")
+    return RunRecord(batch.recipe, spec.content, spec.style_images, "error", why.splitlines()[0] if why else "error")
 
 
 # deliver(spec, record, *, written=False): ``written`` when the executor's worker already wrote
@@ -290,7 +289,7 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
     image decodes and suits its recipe (sizes for the network; memory, when the batches run here),
     every run folder it will write is new or its own, and so is the experiment file."""
     from . import folders, memory
-    from .plan import check_network_sizes
+    from .plan import check_network_sizes, decode_sets
 
     folders.check_output_file(folder / "experiment.toml", is_experiment_file, option="the experiment file")
     decoded: dict[str, object] = {}
@@ -302,14 +301,17 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
 
     for batch in batches:
         content = image(batch.content, "content")
-        styles = [image(spec.style, "style") for spec in batch.runs]
+        styles = [image(path, "style") for spec in batch.runs for path in spec.style_images]
         if batch.recipe.init not in INITS:
             image(batch.recipe.init, "start image")
+        for spec in batch.runs:
+            if spec.regions is not None:  # masks: decoded, counted and fitted to the content, as the run will
+                decode_sets(spec.task(), content, f" of region layout {spec.regions.name}")
         check_network_sizes(content, styles, batch.recipe)
         if local:  # a cluster's workers have their own memory (the executor sizes the batches for it)
-            memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(styles))
+            memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(batch.runs))
         for spec in batch.runs:
-            folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=(spec.content, spec.style))
+            folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=tuple(spec.inputs))
 
 
 def run_sweep(
