@@ -81,10 +81,12 @@ def sweep_batches(todo: Sequence[RunSpec], max_batch: int, executor: Executor | 
 
 
 def plan_batches(specs: Sequence[RunSpec], limit: Callable[[RunSpec], int] | int = 1) -> list[Batch]:
-    """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch."""
-    groups: dict[tuple[str, str], list[RunSpec]] = {}
+    """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch.
+    Region layouts go with layouts of as many style sets (the engine batches only style sets of one shape)."""
+    groups: dict[tuple[str, str, int], list[RunSpec]] = {}
     for spec in specs:
-        groups.setdefault((spec.content, spec.recipe.to_toml()), []).append(spec)
+        sets = len(spec.style_images) if spec.regions is not None else 0
+        groups.setdefault((spec.content, spec.recipe.to_toml(), sets), []).append(spec)
     batches = []
     for runs in groups.values():
         n = limit(runs[0]) if callable(limit) else limit
