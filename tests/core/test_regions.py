@@ -3,7 +3,9 @@ and, with the real network, each region taking its own style without a seam at t
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,3 +316,31 @@ def test_soft_masks_leave_no_seam(painted):
     assert seam(image) < 1.3  # measured 1.03 (hard masks: 0.96)
     pasted = np.concatenate([image[:, : w // 2], image[::-1, w // 2 :]], axis=1)  # the right half upside down
     assert seam(pasted) > 1.6  # measured 2.57
+
+
+# ------------------------------------------------------------------ the examples
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_example_masks_are_made_from_the_photo(tmp_path):
+    """examples/make_region_masks.py makes the masks that ship, and the example sweeps plan with them."""
+    spec = importlib.util.spec_from_file_location("make_region_masks", EXAMPLES / "make_region_masks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for path in module.make_masks(tmp_path):
+        made, shipped = np.asarray(Image.open(path)), np.asarray(Image.open(EXAMPLES / "masks" / path.name))
+        assert np.array_equal(made, shipped), path.name
+    cup, table = (np.asarray(Image.open(tmp_path / n), np.int32) for n in ("cup.png", "table.png"))
+    assert np.array_equal(cup + table, np.full_like(cup, 255))  # soft edges, still a partition of the photo
+    assert 0.3 < (cup > 127).mean() < 0.7 and ((cup > 0) & (cup < 255)).mean() > 0.02
+    regions = load(EXAMPLES / "regions.toml").plan()
+    assert [s.name for s in regions] == [
+        "coffee__edges-cup-hard__default",
+        "coffee__edges-cup__default",
+        "coffee__labels__default",
+        "coffee__cup-only__default",
+        "coffee__cup-on-hubble__default",
+    ]
+    losses = load(EXAMPLES / "style-losses.toml").plan()
+    assert sorted({s.recipe.style_loss for s in losses}) == sorted(STYLE_LOSSES) and len(losses) == 6
