@@ -110,8 +110,9 @@ def execute_batch(
 ) -> list[RunRecord]:
     """Run one batch and return its runs as records; what an executor's worker calls.
 
-    ``measure`` adds stylelab's content and style distance of each result
-    (metrics.py), so runs can be compared whatever their recipes. ``inputs`` maps
+    ``measure`` adds stylelab's content distance and style distance under every
+    style loss of each result (metrics.py; regions each by its own style), so runs
+    can be compared whatever their recipes and losses. ``inputs`` maps
     the batch's image paths to their bytes, for a worker that cannot read the
     driver's files; the records still name the paths. ``engines``: the worker's
     engines, kept across batches (the network is built once). A batch that
