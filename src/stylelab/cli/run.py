@@ -58,6 +58,7 @@ def run_command(
         None,
         "--style-masks",
         help="One mask per --style image: take its style only where the mask is white (none: the whole image).",
+        metavar="FILE...",
         rich_help_panel=PAINT,
     ),
     output: Path | None = typer.Option(

@@ -330,9 +330,10 @@ def metrics_command(
     if info is not None and not (style or masks or background or style_weights):
         task = info["resolved_task"]  # the run's own inputs: its blend weights and regions too
         task = Task(content, task.styles) if content else task
-    elif not content or not style:
-        raise StylelabError("give --content and --style (or measure a stylelab PNG, which names its own)")
     else:
+        content = content or (info["content"] if info is not None else None)
+        if not content or not style:
+            raise StylelabError("give --content and --style (or measure a stylelab PNG, which names its own)")
         weights = list(style_weights) if style_weights and len(style) > 1 else None
         task = Task.of(content, list(style), weights=weights, masks=masks or None, background=background)
     if size is None:
