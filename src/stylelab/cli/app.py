@@ -138,6 +138,7 @@ MULTI_VALUE = {
     "--style-weights",
     "--style-blend-weights",
     "--masks",
+    "--style-masks",
     "--content-layers",
     "--style-layers",
     "--content-layer-weights",
