@@ -157,3 +157,31 @@ def test_the_live_image_of_a_video_job_does_not_follow_a_frame_linked_outside(ma
     response = client.get(f"/api/jobs/{folder.name}/live.png")
     assert response.status_code == 404
     assert_no_secret(response)
+
+
+def test_after_a_crash_a_video_job_counts_the_frames_its_folder_saved(make_client, runs_dir, painted):
+    from stylelab.recipes import load_recipe
+
+    folder = placed(painted, runs_dir, "20240101-000000-abcdef")
+    (folder / "video.mp4").unlink()
+    edit_info(folder, status="running", frames_done=2)
+    record = {
+        "id": folder.name,
+        "recipe": load_recipe("default", size=48).to_dict(drop_none=True),
+        "content": "0" * 20,
+        "styles": ["1" * 20],
+        "names": {},
+        "state": "running",
+        "kind": "video",
+        "folder": folder.name,
+        "frame": 0,
+        "frames": 0,
+    }  # fmt: skip  (jobs.json as a killed server left it: written when the job started)
+    (runs_dir / ".studio").mkdir(parents=True)
+    (runs_dir / ".studio" / "jobs.json").write_text(json.dumps([record]))
+    client = make_client(worker=False)
+    job = client.get(f"/api/jobs/{folder.name}").json()
+    assert job["state"] == "interrupted" and (job["frame"], job["frames"]) == (2, 3)
+    assert job["message"].endswith("“Run again” goes on from frame 3")
+    live = client.get(f"/api/jobs/{folder.name}/live.png")
+    assert live.content == (folder / "frames" / "frame_000002.png").read_bytes()

@@ -295,7 +295,7 @@ def create_app(
 
     @app.get("/api/events")
     async def events(request: Request):
-        """Server-sent events: job (state changed), step, snapshot, resync."""
+        """Server-sent events: job (state changed), step, snapshot, frame (a video job saved one), resync."""
         q = hub.subscribe()
 
         async def stream():

@@ -38,7 +38,7 @@ from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
 from .uploads import UploadStore
-from .video_jobs import run_video_job, stopped_message
+from .video_jobs import run_video_job, saved_frames, stopped_message
 
 __all__ = ["Hub", "Job", "JobQueue", "job_task"]
 
@@ -114,6 +114,7 @@ class JobQueue:
                 job.folder = None
             if job.state == "running" and job.kind == "video":
                 job.state, job.finished, job.clip_eta, changed = "interrupted", time.time(), None, True
+                job.frame, job.frames = saved_frames(self.runs, job)
                 job.message = "the server stopped while this job ran; " + stopped_message(job.frame, job.frames)
             elif job.state == "running":
                 job.state, job.finished, changed = "interrupted", time.time(), True
@@ -224,6 +225,8 @@ class JobQueue:
                 )
             while job.id in self.jobs:
                 job.id = new_job_id()
+            if kind == "video" and job.folder is None:
+                job.folder = job.id  # known from the start: after a crash, its frames so far are found there
             self.jobs[job.id] = job
             self._save()
             changed = self._relabel()

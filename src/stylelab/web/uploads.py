@@ -158,9 +158,12 @@ class UploadStore:
             found = examine_video(
                 incoming, shown, max_frames=self.max_video_frames, max_pixels=min(self.max_pixels, MAX_FRAME_PIXELS)
             )
-            meta = {"id": upload_id, "name": shown, "kind": "video", "file": f"{upload_id}.{found.pop('ext')}"}
-            meta |= found
-            if self._stored(meta["file"]) is None:
+            # The same bytes stored before under another extension stay that file: a video job
+            # going on after a stop finds its input where it was (video run folders name it).
+            kept = next((e for e in VIDEO_EXTENSIONS if self._stored(f"{upload_id}.{e}") is not None), None)
+            ext = found.pop("ext")
+            meta = {"id": upload_id, "name": shown, "kind": "video", "file": f"{upload_id}.{kept or ext}"} | found
+            if kept is None:
                 os.replace(incoming, self.folder / meta["file"])
         finally:
             incoming.unlink(missing_ok=True)

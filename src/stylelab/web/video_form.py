@@ -75,4 +75,8 @@ def check_video(
             f"max frames must be between 1 and {max_frames} in this studio, not {video.max_frames}"
             " (stylelab serve --max-video-frames sets the limit)"
         )
-    return recipe, video.model_dump()
+    chosen = video.model_dump()
+    if chosen["max_frames"] is None and clip.get("frames"):
+        # At most the frames the upload was counted to hold, whatever its header says when painted.
+        chosen["max_frames"] = int(clip["frames"])
+    return recipe, chosen

@@ -111,8 +111,9 @@ def frame_file(root: Path, run: VideoRun, frame: int | None = None) -> Path | No
 
 
 def latest_frame(root: Path, run: VideoRun) -> tuple[int, Path] | None:
-    """(number, resolved path) of the newest frame saved."""
-    numbers = frame_numbers(root, run)
+    """(number, resolved path) of the newest frame saved, of those video.json counts (a frame written
+    just before a kill, and not counted yet, is painted again when the run goes on)."""
+    numbers = [n for n in frame_numbers(root, run) if n <= run.frames_done]
     if not numbers:
         return None
     return numbers[-1], frame_file(root, run, numbers[-1])

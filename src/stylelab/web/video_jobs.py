@@ -143,6 +143,17 @@ def relay(queue: JobQueue, job: Job, folder: Path, began: float):
     return on_event
 
 
+def saved_frames(runs: Path, job: Job) -> tuple[int, int]:
+    """(frames saved, frames in all) of a video job, as its run folder's video.json counts them (after a
+    crash, the job's own record is older); the job's record where the folder says nothing."""
+    from .video_gallery import load_video_run
+
+    run = load_video_run(runs.resolve(), runs / job.folder) if job.folder else None
+    if run is None or not run.frames_total:
+        return job.frame, job.frames
+    return run.frames_done, run.frames_total
+
+
 def latest_frame(runs: Path, job: Job) -> Path | None:
     """The newest frame a video job's run folder holds (resolved, inside the runs folder), or None."""
     from .video_gallery import latest_frame as newest
