@@ -159,3 +159,22 @@ def test_a_video_job_whose_upload_vanished_fails_with_one_line_and_writes_nothin
     failed = finished(client, job["id"])
     assert failed["state"] == "failed" and "upload" in failed["message"] and "\n" not in failed["message"]
     assert not (runs_dir / job["id"]).exists()
+
+
+def test_a_video_job_paints_each_style_in_its_region_of_every_frame(make_client, runs_dir, video_clips, input_images):
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (0, 0, 24, 32))  # white on the left: the first style paints there
+    mask_path = runs_dir.parent / "left.png"
+    mask.save(mask_path)
+    client = make_client(standin=True)
+    clip = upload(client, video_clips["clip"])["id"]
+    styles = [upload(client, input_images["style"])["id"], upload(client, input_images["style2"])["id"]]
+    body = video_body(clip, styles, {"max_frames": 2})
+    body["styles"][0]["mask"] = upload(client, mask_path)["id"]
+    job = client.post("/api/jobs", json=body).json()
+    done = finished(client, job["id"])
+    assert done["state"] == "done" and done["frame"] == 2, done["message"]
+    settings = json.loads((runs_dir / job["id"] / "video.json").read_text())["settings"]
+    assert settings["masks"][0]["name"].endswith(".png") and settings["background"]["name"].endswith(".png")
+    (card,) = client.get("/api/runs").json()["runs"]
+    assert card["title"] == "mosaic + waves (regions) on clip"

@@ -159,7 +159,9 @@ def painted(run: VideoRun, name_of: Callable[[str], str | None]) -> Painted:
         return name_of(str(path)) or Path(str(path)).name if path else "?"
 
     source = settings.get("input") if isinstance(settings.get("input"), dict) else {}
-    styles = tuple(shown(s) for s in settings.get("styles") or [])
+    # The style painting what no mask covers (regions) is one of the styles too, last, as the form has it.
+    background = [settings["background"]] if settings.get("background") else []
+    styles = tuple(shown(s) for s in [*(settings.get("styles") or []), *background])
     selection = settings.get("selection") if isinstance(settings.get("selection"), dict) else {}
     recipe = run.recipe.to_dict() if run.recipe is not None else {}
     video = {"frame_steps": settings.get("frame_steps"), **selection}
