@@ -99,10 +99,19 @@ class Job:
     masks: list[str | None] | None = None  # per style, the upload id of its region mask (white where it paints)
     startup: float | None = None  # seconds from the worker taking the job to its first event
     build_seconds: float = 0.0  # of those, building the network (0 when the queue's engine had it already)
+    # A video job (kind "video"): ``content`` is a video upload, painted frame by frame (video_jobs.py)
+    # into the video run folder ``folder``; ``step``/``total`` count the current frame's steps.
+    kind: str = "image"
+    video: dict | None = None  # frame_steps, start, end, max_frames (None: the defaults)
+    folder: str | None = None  # the video run folder's name (a job run again goes on in the same one)
+    frame: int = 0  # frames done
+    frames: int = 0  # frames in the selection
+    clip_eta: float | None = None  # seconds left for the clip, from the pace of the frames so far
+    resumed_from: int = 0  # frames the run folder held when this job started
 
     PERSISTED = (
         "id recipe content styles names start state created started finished step total elapsed losses message run"
-        " weights terms masks startup build_seconds"
+        " weights terms masks startup build_seconds kind video folder frame frames clip_eta resumed_from"
     ).split()
 
     def record(self) -> dict:
@@ -110,12 +119,16 @@ class Job:
 
     @property
     def eta(self) -> float | None:
+        if self.kind == "video":
+            return self.clip_eta if self.state == "running" else None
         if self.state != "running" or not self.step or not self.total:
             return None
         return self.elapsed / self.step * (self.total - self.step)
 
     @property
     def live_url(self) -> str:
+        if self.kind == "video":
+            return f"/api/jobs/{self.id}/live.png?frame={self.frame}"
         return f"/api/jobs/{self.id}/live.png?step={self.snapshot_step}"
 
     def painted(self) -> Painted:
@@ -124,7 +137,8 @@ class Job:
         masks = tuple(names.get("masks") or self.masks or ()) or None
         blend = tuple(self.weights) if self.weights else None
         recipe = self.recipe if isinstance(self.recipe, dict) else {}
-        return Painted(str(names.get("content", "content")), styles, recipe, blend, masks, names.get("start"))
+        extra = video_aspects(self.video) if self.kind == "video" else {}
+        return Painted(str(names.get("content", "content")), styles, recipe, blend, masks, names.get("start"), extra)
 
     def public(self, history: bool = False, label: str | None = None) -> dict:
         """The job as the page sees it; ``label`` is its queue's (``JobQueue.labels``)."""
@@ -134,6 +148,24 @@ class Job:
         if history:
             out["history"] = thin(self.history, 1000)
         return out
+
+
+VIDEO_FIELDS = {"frame_steps": "frame steps", "start": "from", "end": "to", "max_frames": "max frames"}
+
+
+def video_aspects(video: dict | None) -> dict[str, str]:
+    """What may set a video job apart from others of the same clip, in the form's words (``labels``)."""
+    video = video if isinstance(video, dict) else {}
+    out = {}
+    for key, words in VIDEO_FIELDS.items():
+        value = video.get(key)
+        if value is None:
+            shown = "–"
+        else:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            shown += " s" if key in ("start", "end") else ""
+        out[f"video_{key}"] = f"{words} {shown}"
+    return out
 
 
 def job_task(content, styles: list, weights=None, masks: list | None = None, start=None) -> Task:

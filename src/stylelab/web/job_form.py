@@ -11,7 +11,8 @@ from"), and its message joins them on one line for any other client.
 
 Keys: a setting's name (``size``, ``style_weight``), ``recipe``, ``content``,
 ``styles``, ``style.N``, ``blend.N`` (the blend weight of style N), ``mask.N``,
-``start``, and ``form`` for what concerns no one field.
+``start``, and ``form`` for what concerns no one field. A video job (its content a video
+upload) adds ``frame_steps``, ``clip_start``, ``clip_end`` and ``max_frames`` (video_form.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .job import job_task
 from .labels import human
 from .limits import Limits
 from .uploads import UploadStore
+from .video_form import VideoIn, check_video
 
 MAX_STYLES = 8
 NAMES = re.compile(r"\b(" + "|".join(sorted(FIELDS, key=len, reverse=True)) + r")\b")
@@ -51,6 +53,7 @@ class JobIn(BaseModel):
     content: str = ""
     styles: list[StyleIn] = Field(default_factory=list, max_length=64)
     start: str | None = None
+    video: VideoIn | None = None  # a video job's clip settings (its content is a video upload)
 
 
 class FormErrors(StylelabError):
@@ -69,6 +72,8 @@ class CheckedJob:
     names: dict
     weights: list[float] | None
     masks: list[str | None] | None
+    kind: str = "image"  # or "video": the content is a video upload
+    video: dict | None = None  # a video job's clip settings (VideoIn's fields)
 
 
 NOT_VALID = re.compile(r"(\w+) = (.+) is not a valid (int|float)")
@@ -156,31 +161,38 @@ def check_job(body: JobIn, limits: Limits, uploads: UploadStore, weight_sources:
         settings.pop("init")
     recipe, errors = check_settings(body.recipe, settings, limits, weight_sources)
     names: dict[str, Any] = {}
+    clip = None
     if not body.content:
-        errors["content"] = "add a content image"
+        errors["content"] = "add a content image (or a video)"
     elif (meta := _upload(uploads, body.content, "content", errors)) is not None:
         names["content"] = meta["name"]
+        clip = meta if meta.get("kind") == "video" else None
     if not body.styles:
         errors["styles"] = "add at least one style image"
     elif len(body.styles) > MAX_STYLES:
         errors["styles"] = f"at most {MAX_STYLES} style images, not {len(body.styles)}"
     styles, masks = [], []
     for i, style in enumerate(body.styles[:MAX_STYLES]):
-        meta = _upload(uploads, style.upload, f"style.{i}", errors)
+        meta = _image(uploads, style.upload, f"style.{i}", "a style", errors)
         styles.append(meta["name"] if meta else "")
         if style.weight is None:
             errors[f"blend.{i}"] = "the weight must be a number"
         elif style.weight < 0:
             errors[f"blend.{i}"] = f"the weight must be 0 or more, not {style.weight:g}"
-        mask = _upload(uploads, style.mask, f"mask.{i}", errors) if style.mask else None
+        mask = _image(uploads, style.mask, f"mask.{i}", "a mask", errors) if style.mask else None
         masks.append(mask["name"] if mask else None)
     names["styles"] = styles
     if any(masks):
         names["masks"] = masks
     if from_image and not body.start:
         errors["start"] = "upload a start image, or choose another start"
-    if body.start and (meta := _upload(uploads, body.start, "start", errors)) is not None:
+    if body.start and (meta := _image(uploads, body.start, "start", "a start image", errors)) is not None:
         names["start"] = meta["name"]
+    video = None
+    if clip is not None:
+        if from_image or body.start:
+            errors["start"] = "a video's frames start from the frame before, carried along: no start image"
+        recipe, video = check_video(body.video, clip, recipe, settings, limits, uploads.max_video_frames, errors)
     weights = _weights(body, errors)
     if any(s.mask for s in body.styles) and not any(k.startswith(("style", "mask")) for k in errors):
         _check_regions(body, weights, errors)
@@ -188,7 +200,16 @@ def check_job(body: JobIn, limits: Limits, uploads: UploadStore, weight_sources:
     if errors:
         raise FormErrors(errors)
     masked = [s.mask or None for s in body.styles] if "masks" in names else None
-    return CheckedJob(recipe, names, weights, masked)
+    return CheckedJob(recipe, names, weights, masked, "video" if clip is not None else "image", video)
+
+
+def _image(uploads: UploadStore, upload_id: str | None, key: str, what: str, errors: dict[str, str]) -> dict | None:
+    """``_upload`` for an input that must be an image (a style, a mask, a start image)."""
+    meta = _upload(uploads, upload_id, key, errors)
+    if meta is not None and meta.get("kind") == "video":
+        errors[key] = f"{meta['name']} is a video; {what} is an image"
+        return None
+    return meta
 
 
 def _weights(body: JobIn, errors: dict[str, str]) -> list[float] | None:

@@ -11,7 +11,9 @@ state lives in ``<runs>/.studio/jobs.json``, rewritten atomically at every
 change of state: after a crash, a job found ``running`` there is marked
 ``interrupted`` and queued jobs carry on. At most ``max_queue`` jobs wait
 (``QueueFull`` beyond that) and at most ``KEEP_JOBS`` finished ones are
-remembered, so each rewrite is bounded work.
+remembered, so each rewrite is bounded work. A video job (its content a video upload) paints
+its clip into a video run folder instead (video_jobs.py); run again after it stopped, it goes
+on in the same folder from the first frame not saved.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
 from .uploads import UploadStore
+from .video_jobs import run_video_job, saved_frames, stopped_message
 
 __all__ = ["Hub", "Job", "JobQueue", "job_task"]
 
@@ -107,7 +110,13 @@ class JobQueue:
                 continue
             if job.run is not None and not JOB_ID.fullmatch(str(job.run)):
                 job.run = None  # only ever a studio run folder, named by its job
-            if job.state == "running":
+            if job.folder is not None and not JOB_ID.fullmatch(str(job.folder)):
+                job.folder = None
+            if job.state == "running" and job.kind == "video":
+                job.state, job.finished, job.clip_eta, changed = "interrupted", time.time(), None, True
+                job.frame, job.frames = saved_frames(self.runs, job)
+                job.message = "the server stopped while this job ran; " + stopped_message(job.frame, job.frames)
+            elif job.state == "running":
                 job.state, job.finished, changed = "interrupted", time.time(), True
                 job.message = "the server stopped while this job ran; “Run again” in the queue starts it afresh"
                 partial = self.runs / f"{job.id}.partial"
@@ -130,7 +139,11 @@ class JobQueue:
     def running_labels(self) -> dict[str, str]:
         """The labels of the jobs running now, by the key of the run folder each is writing."""
         with self._lock:
-            return {f"{j.id}.partial": self.labels.get(j.id, "") for j in self.jobs.values() if j.state == "running"}
+            return {
+                (j.folder or j.id) if j.kind == "video" else f"{j.id}.partial": self.labels.get(j.id, "")
+                for j in self.jobs.values()
+                if j.state == "running"
+            }
 
     def public(self, job: Job, history: bool = False) -> dict:
         """``job.public`` with its label among the queue's jobs."""
@@ -176,8 +189,15 @@ class JobQueue:
         start: str | None = None,
         weights: list[float] | None = None,
         masks: list[str | None] | None = None,
+        *,
+        kind: str = "image",
+        video: dict | None = None,
+        folder: str | None = None,
     ) -> Job:
         """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None).
+
+        ``kind = "video"``: ``content`` is a video, painted with the clip settings ``video`` into the
+        video run folder ``folder`` (default: one named by the job; an earlier job's to go on there).
 
         Raises:
             QueueFull: ``max_queue`` jobs are waiting already.
@@ -192,6 +212,9 @@ class JobQueue:
             resolved=recipe,
             weights=list(weights) if weights else None,
             masks=list(masks) if masks and any(m is not None for m in masks) else None,
+            kind=kind,
+            video=dict(video) if video else None,
+            folder=folder,
         )
         job.created = time.time()
         with self._wake:
@@ -202,6 +225,8 @@ class JobQueue:
                 )
             while job.id in self.jobs:
                 job.id = new_job_id()
+            if kind == "video" and job.folder is None:
+                job.folder = job.id  # known from the start: after a crash, its frames so far are found there
             self.jobs[job.id] = job
             self._save()
             changed = self._relabel()
@@ -257,6 +282,8 @@ class JobQueue:
                 if self._closing and job.state == "cancelled":
                     job.state = "interrupted"
                     job.message = "the server stopped during this job; its last image was kept"
+                    if job.kind == "video":
+                        job.message = "the server stopped during this job; " + stopped_message(job.frame, job.frames)
                 self._save()
             self.on_finished(job)
             self.hub.publish("job", self.public(job))
@@ -274,6 +301,9 @@ class JobQueue:
         return files
 
     def _run(self, job: Job) -> None:
+        if job.kind == "video":
+            run_video_job(self, job)
+            return
         began = time.perf_counter()
         # The Recipe built from the request travels into the engine; after a restart, its saved values.
         recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")

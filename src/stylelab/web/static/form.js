@@ -1,7 +1,8 @@
 // The "New run" form: images (drop or pick; each style with a blend weight and an optional region mask),
 // a recipe, its settings (generated from the Recipe's fields, which the server describes in /api/info),
 // and the start button. The server checks a request whole: its mistakes come back all at once, each
-// tied to the field it concerns, and are shown there.
+// tied to the field it concerns, and are shown there. A video as the content makes a video job: the
+// video fields (frame steps, temporal weight, the piece to paint) show, and go with the request.
 import { $, api, conn, h, keyPath, toast } from "./dom.js";
 import { clearError, clearErrors, showErrors } from "./form_errors.js";
 import { drawMaskPreview } from "./masks.js";
@@ -9,7 +10,7 @@ import { seriesColour } from "./plot.js";
 
 const form = {
   info: null,
-  content: null, // {id, name, url, width, height}
+  content: null, // {id, name, url, width, height, kind: "image" | "video" (frames, fps, duration)}
   styles: [], // [{upload: {...}, weight, mask: {...} | null}]
   start: null,
   onQueued: () => {},
@@ -71,6 +72,8 @@ function setValue(name, value) {
 /** Fill the settings from a recipe's values. Presets without snapshots get some, so the run can be watched. */
 export function fillSettings(values, { fromPreset = false } = {}) {
   for (const field of form.info.fields) setValue(field.name, values[field.name]);
+  // No temporal term (a still's recipe): left empty, so that a video gets the measured default.
+  if (!values.temporal_weight) setValue("temporal_weight", null);
   if (fromPreset && !values.save_every) setValue("save_every", Math.max(1, Math.round((values.steps || 100) / 20)));
   if (values.init && !["content", "style", "noise"].includes(values.init)) setValue("init", "image");
   showStartZone();
@@ -142,10 +145,14 @@ function thumb(upload, role, index) {
     else form.styles.splice(index, 1);
     renderImages();
   };
-  const dims = upload.width ? `${upload.width}×${upload.height}` : "";
+  const isVideo = upload.kind === "video";
+  const dims = [upload.width ? `${upload.width}×${upload.height}` : "", isVideo ? clipText(upload) : ""].filter(Boolean).join(" · ");
+  const picture = isVideo
+    ? h("video", { src: upload.preview || upload.url, muted: true, playsInline: true, preload: "metadata", class: "thumb-video", "aria-label": `video ${upload.name}` })
+    : h("img", { src: upload.preview || upload.url, alt: "", loading: "lazy" });
   const parts = [
     role === "style" ? h("span", { class: "swatch", style: `background:${seriesColour(index)}` }) : "",
-    h("img", { src: upload.preview || upload.url, alt: "", loading: "lazy" }),
+    picture,
     h("span", { class: "thumb-name", title: upload.name }, upload.name, h("small", {}, dims)),
   ];
   if (role === "style") {
@@ -177,18 +184,25 @@ function thumb(upload, role, index) {
   return h("li", { class: "thumb", dataset: { index: String(index) } }, h("div", { class: "thumb-row" }, parts), errors);
 }
 
+const clipText = (clip) => `${clip.frames} frames at ${clip.fps} fps (${clip.duration} s)`;
+const isVideo = (file) => (file.type || "").startsWith("video/") || /\.(mp4|mov|mkv|webm)$/i.test(file.name);
+
 function renderImages() {
   $("#content-list").replaceChildren(...(form.content ? [thumb(form.content, "content", 0)] : []));
   $("#style-list").replaceChildren(...form.styles.map((s, i) => thumb(s.upload, "style", i)));
   $("#start-list").replaceChildren(...(form.start ? [thumb(form.start, "start", 0)] : []));
   $("#content-drop").classList.toggle("filled", !!form.content);
   $("#style-drop").classList.toggle("filled", form.styles.length > 0);
-  drawMaskPreview(form.content, form.styles);
+  const video = form.content && form.content.kind === "video";
+  $("#video-box").hidden = !video;
+  $("#video-about").textContent = video ? `${form.content.name}: ${clipText(form.content)}` : "";
+  $("#f-max_frames").max = String(form.info.video.max_frames);
+  drawMaskPreview(video ? null : form.content, form.styles);
 }
 
 async function upload(file) {
-  const limit = form.info.max_upload_mb * 1e6;
-  if (file.size > limit) throw new Error(`${file.name} is larger than ${form.info.max_upload_mb} MB (the studio's limit)`);
+  const mb = isVideo(file) ? form.info.max_video_mb : form.info.max_upload_mb;
+  if (file.size > mb * 1e6) throw new Error(`${file.name} is larger than ${mb} MB (the studio's limit for ${isVideo(file) ? "videos" : "images"})`);
   const meta = await api(`/api/uploads?name=${encodeURIComponent(file.name)}`, {
     method: "POST",
     body: file,
@@ -246,13 +260,27 @@ function collect() {
     if (value !== "") settings[field.name] = value;
   }
   const weight = (w) => (String(w).trim() === "" || !Number.isFinite(Number(w)) ? null : Number(w));
-  return {
+  const body = {
     recipe: $("#recipe").value,
     settings, // init "image": the start image below (the server says if there is none)
     content: form.content ? form.content.id : "",
     styles: form.styles.map((s) => ({ upload: s.upload.id, weight: weight(s.weight), mask: s.mask ? s.mask.id : null })),
     start: settings.init === "image" && form.start ? form.start.id : null,
   };
+  if (form.content && form.content.kind === "video") {
+    const number = (id) => weight($(`#f-${id}`).value);
+    body.video = { frame_steps: number("frame_steps"), start: number("clip_start"), end: number("clip_end"), max_frames: number("max_frames") };
+  }
+  return body;
+}
+
+/** The video fields from a video run's recorded settings (video.json: frame steps, the selection). */
+function fillVideo(settings) {
+  const selection = settings.selection || {};
+  for (const [id, value] of [["frame_steps", settings.frame_steps], ["clip_start", selection.start], ["clip_end", selection.end], ["max_frames", selection.max_frames]]) {
+    $(`#f-${id}`).value = value == null ? "" : String(value);
+  }
+  setValue("temporal_weight", (settings.recipe || {}).temporal_weight);
 }
 
 async function submit(event) {
@@ -293,6 +321,7 @@ export async function runAgain(run) {
     }
     for (const mask of masks) if (form.styles[mask.number - 1]) form.styles[mask.number - 1].mask = mask;
     if (form.start) setValue("init", "image");
+    if (run.kind === "video") fillVideo((run.info && run.info.settings) || {});
   } else {
     toast("This run did not keep its input images: add them again", "info");
   }
@@ -309,9 +338,14 @@ export function setupForm(info, { onQueued }) {
   const more = info.fields.filter((f) => !f.main);
   $("#main-fields").replaceChildren(...main.map(fieldControl));
   $("#more-fields").replaceChildren(...more.map(fieldControl));
+  const temporal = $(".field-temporal_weight"); // a video's setting: shown with the other video fields
+  if (temporal) {
+    $("#video-fields .field-frame_steps").after(temporal);
+    $("#f-temporal_weight").placeholder = `${info.video.temporal_weight} (video)`;
+  }
   $("#f-init").addEventListener("change", showStartZone);
   $("#job-form").addEventListener("input", (e) => e.target.id.startsWith("f-") && clearError(e.target.id.slice(2)));
-  $("#upload-limit").textContent = `up to ${info.max_upload_mb} MB each`;
+  $("#upload-limit").textContent = `images up to ${info.max_upload_mb} MB each, videos up to ${info.max_video_mb} MB and ${info.video.max_frames} frames`;
   for (const role of ["content", "style", "start"]) setupDrop(role);
   $("#job-form").addEventListener("submit", submit);
   selectRecipe(info.recipes.some((r) => r.name === "default") ? "default" : info.recipes[0].name);

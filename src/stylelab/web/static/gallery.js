@@ -2,6 +2,7 @@
 // (followed live while its run is written), and the side-by-side comparison.
 import { $, api, badge, fmtDate, fmtNum, fmtSeconds, h, keyPath, labelParts, toast } from "./dom.js";
 import { drawLosses, keepDrawn, metricRows, seriesColour, termSeries } from "./plot.js";
+import { showVideoRun, videoMeta } from "./video.js";
 
 const STORE = "stylelab.compare";
 const FOLLOW_EVERY = 1000; // ms between looks at a run being written
@@ -30,6 +31,7 @@ const metaLine = (run) =>
 function card(run) {
   const id = `pick-${run.key.replace(/[^\w-]/g, "_")}`;
   const [what, differs] = labelParts(run.title);
+  const video = run.kind === "video";
   return h(
     "li",
     { class: "card", dataset: { key: run.key } },
@@ -41,12 +43,12 @@ function card(run) {
     h(
       "div",
       { class: "card-body" },
-      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.title }, what), badge(run.status)),
+      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.title }, what), video ? h("span", { class: "badge kind-video" }, "video") : "", badge(run.status)),
       differs ? h("div", { class: "card-differs" }, h("mark", {}, differs)) : "",
       run.title !== run.name ? h("div", { class: "card-meta" }, run.name) : "",
-      h("div", { class: "card-meta" }, metaLine(run)),
+      h("div", { class: "card-meta" }, video ? videoMeta(run) : metaLine(run)),
       h("div", { class: "card-meta" }, run.experiment ? `in ${run.experiment} · ` : "", run.running ? "being written now" : fmtDate(run.finished)),
-      run.running ? "" : h(
+      run.running || video ? "" : h(
         "div",
         { class: "card-pick" },
         h("input", {
@@ -68,7 +70,7 @@ function card(run) {
 function renderGallery() {
   const filter = $("#gallery-filter").value.trim().toLowerCase();
   const runs = listing.runs.filter((r) =>
-    !filter ? true : [r.key, r.title, r.recipe, r.status, r.optimizer].join(" ").toLowerCase().includes(filter),
+    !filter ? true : [r.key, r.title, r.recipe, r.status, r.optimizer, r.kind].join(" ").toLowerCase().includes(filter),
   );
   $("#gallery").replaceChildren(...runs.map(card));
   $("#gallery-empty").hidden = listing.runs.length > 0;
@@ -193,6 +195,10 @@ export async function showRun(key, { onRunAgain }) {
   }
   if (run.finished_as) {
     location.replace(`#run/${encodeURIComponent(run.finished_as)}`);
+    return;
+  }
+  if (run.kind === "video") {
+    showVideoRun(key, run, { onRunAgain });
     return;
   }
   if (run.running) {
