@@ -31,6 +31,8 @@ from .job import FINISHED
 from .job_form import FormErrors, JobIn, check_job
 from .jobs import Hub, JobQueue
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
+from .preview import PREVIEW_MAX, PREVIEW_SIZE, FastUnavailable, PreviewBusy, Previewer, Superseded, preview_routes
+from .regions import label_colours
 from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined, inside
 from .uploads import UploadError, UploadStore, UploadTooLarge
 from .video_form import video_defaults
@@ -46,7 +48,10 @@ MULTIPART_OVERHEAD = 64 * 1024
 WEIGHT_SOURCES = ("caffe", "torchvision")
 # The settings the studio's form shows first; the rest sit under "more settings".
 # The HTTP status of each refusal that is not a plain 400: first match wins.
-ERROR_STATUS = ((UnsafePath, 404), (RunNotFound, 404), (UploadTooLarge, 413), (QueueFull, 429))
+ERROR_STATUS = (
+    (UnsafePath, 404), (RunNotFound, 404), (UploadTooLarge, 413), (QueueFull, 429), (PreviewBusy, 429),
+    (Superseded, 409), (FastUnavailable, 503),
+)  # fmt: skip
 MAIN_FIELDS = (
     "size steps optimizer lr content_weight style_weight tv_weight init preserve_color scales save_every seed"
 ).split()
@@ -113,6 +118,8 @@ def create_app(
     a video.
     ``standin`` offers the stand-in network (``weights = "standin"``, features.py) for
     tests: no VGG, milliseconds a step; ``stylelab serve`` never sets it.
+    Instant previews (``POST /api/preview``, preview.py) are painted by one fast engine for the
+    app, outside the job queue, at most ``PREVIEW_MAX`` px (or ``max_size``, where smaller).
     """
     weight_sources = (*WEIGHT_SOURCES, STANDIN) if standin else WEIGHT_SOURCES
     limits = Limits(max_size, max_steps, max_queue)
@@ -146,6 +153,8 @@ def create_app(
     app = FastAPI(title="stylelab studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.queue, app.state.gallery, app.state.hub, app.state.uploads = queue, gallery, hub, uploads
     app.state.runs, app.state.limits = root, limits
+    previewer = app.state.previewer = Previewer()
+    preview_most = min(PREVIEW_MAX, limits.max_size)
 
     def body_limit(path: str) -> tuple[int, str]:
         if path == "/api/uploads":
@@ -189,6 +198,9 @@ def create_app(
             "fields": field_schema(limits, weight_sources),
             "recipes": [preset_summary(n) for n in preset_names()],
             "engine": {"builds": queue.engines.builds},
+            "fast_available": (reason := previewer.reason()) is None,
+            "fast_reason": reason,
+            "preview": {"size": min(PREVIEW_SIZE, preview_most), "max": preview_most},
         }
 
     # ------------------------------------------------------------ uploads
@@ -210,6 +222,13 @@ def create_app(
     def uploaded(upload_id: str):
         return FileResponse(uploads.path(upload_id))
 
+    @app.get("/api/uploads/{upload_id}/labels")
+    def upload_labels(upload_id: str):
+        """The colours of a colour-label image, in the order they go to the styles (regions.py)."""
+        return {"colours": label_colours(uploads.path(upload_id))}
+
+    app.include_router(preview_routes(previewer, uploads, preview_most))  # POST /api/preview, outside the queue
+
     # ------------------------------------------------------------ jobs
 
     @app.post("/api/jobs", status_code=201)
@@ -225,6 +244,8 @@ def create_app(
             checked.masks,
             kind=checked.kind,
             video=checked.video,
+            labels=checked.labels,
+            image_masks=checked.image_masks,
         )
         return queue.public(job)
 
@@ -258,7 +279,8 @@ def create_app(
     def again(job_id: str):
         """Queue a finished job once more, with the same settings and uploads."""
         old = _job(job_id)
-        for upload_id in [old.content, *old.styles, *(old.masks or []), *([old.start] if old.start else [])]:
+        kept = [*(old.masks or []), *(old.image_masks or []), old.labels, old.start]
+        for upload_id in [old.content, *old.styles, *kept]:
             if upload_id is not None:
                 uploads.meta(upload_id)  # still there?
         recipe = recipe_from_dict(old.recipe, f"job {old.id}")
@@ -267,7 +289,7 @@ def create_app(
         folder = (old.folder or old.id) if old.kind == "video" and old.state != "done" else None
         job = queue.submit(
             recipe, old.content, old.styles, old.names, old.start, old.weights, old.masks,
-            kind=old.kind, video=old.video, folder=folder,
+            kind=old.kind, video=old.video, folder=folder, labels=old.labels, image_masks=old.image_masks,
         )  # fmt: skip
         return queue.public(job)
 

@@ -3,7 +3,8 @@
 A difference is a setting (``Recipe.diff``) or an input (``labels.input_rows``:
 content, style images, blend weights, masks, start image, told apart by their
 content hashes). Steps show what each run did where it stopped short of what
-it asked for (a cancelled run: "37 of 400").
+it asked for (a cancelled run: "37 of 400"). The distances a sweep measured (run.json's
+``distances``: content, and style under each style loss) are compared too, lowest marked.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .. import images
 from ..errors import StylelabError
 from ..recipes import FIELDS
 from ..runs import Run
-from .gallery import Gallery, RunNotFound, painted, thin
+from .gallery import DISTANCES, Gallery, RunNotFound, distances, painted, thin
 from .labels import human, input_rows, labels, shown_value
 
 MAX_COMPARE = 12
@@ -61,6 +62,20 @@ def _rows(chosen: list[Run]) -> list[dict]:
     return rows
 
 
+def distance_rows(chosen: list[Run]) -> list[dict]:
+    """One row per distance any of the runs recorded: its name, each run's value (None: not measured),
+    and which run is lowest (``best``, None where fewer than two runs have it)."""
+    measured = [{d["key"]: d for d in distances(r.info)} for r in chosen]
+    rows = []
+    for key, name in DISTANCES:
+        values = [m[key]["value"] if key in m else None for m in measured]
+        if all(v is None for v in values):
+            continue
+        known = [(v, i) for i, v in enumerate(values) if v is not None]
+        rows.append({"key": key, "name": name, "values": values, "best": min(known)[1] if len(known) > 1 else None})
+    return rows
+
+
 def compare(gallery: Gallery, keys: list[str]) -> dict:
     """Runs side by side: every input and setting, with the ones that differ marked."""
     chosen = _chosen(gallery, keys)
@@ -73,6 +88,7 @@ def compare(gallery: Gallery, keys: list[str]) -> dict:
         ],
         "fields": rows,
         "differs": [f["name"] for f in rows if f["differs"]],
+        "distances": distance_rows(chosen),
     }
 
 
@@ -89,7 +105,8 @@ def compare_picture(gallery: Gallery, keys: list[str]) -> Image.Image:
             continue
         pictures.append(images.load_rgb(result)[0])
         named = [f"{r['name'] if r['input'] else human(r['name'])}: {r['shown'][i]}" for r in rows][:4]
-        captions.append("\n".join([title, *named]))
+        measured = " · ".join(f"{d['key']} {d['value']:.3g}" for d in distances(run.info))
+        captions.append("\n".join([title, *named, *([measured] if measured else [])]))
     if not pictures:
         raise RunNotFound("none of these runs has a result image")
     return figure_to_image(grid_picture([("", pictures)], captions))

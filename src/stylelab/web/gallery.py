@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,19 @@ from .security import UnsafePath, confined, inside, readable, relative_key
 from .video_gallery import VideoRun
 
 THUMB_SIZE = 360
-INPUT_ROLES = ("content", "style", "mask", "start")  # kept in inputs/ as content.jpg, style_1.png, mask_1.png...
+# Kept in inputs/ as content.jpg, style_1.png, mask_1.png, labels.png, style_mask_1.png, start.png.
+INPUT_ROLES = ("content", "style", "mask", "labels", "style_mask", "start")
+INPUT_NAME = re.compile(r"(content|start|labels|style_mask|style|mask)(?:_(\d+))?")
+NUMBERED = {"style": "styles", "mask": "masks", "style_mask": "image_masks"}  # their names in studio.names
+# run.json's distances (metrics.Distances.record: a sweep measures its runs), in the order shown;
+# "gram" is the style distance again, shown only where "style" is absent.
+DISTANCES = (
+    ("content", "content distance"),
+    ("style", "style distance (Gram)"),
+    ("gram", "style distance (Gram)"),
+    ("moments", "style distance (moments)"),
+    ("swd", "style distance (SWD)"),
+)
 
 
 class RunNotFound(StylelabError):
@@ -73,7 +87,23 @@ def painted(run: Run) -> Painted:
     weights = [w for s in task.get("styles") or [] if isinstance(s, dict) for w in s.get("weights") or []]
     masks = tuple(name for name, _ in inputs["masks"]) or None
     start = inputs["start"][0][0] if inputs["start"] else None
-    return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start)
+    extra = {"parts": "style masks " + " ".join(n for n, _ in inputs["parts"])} if inputs["parts"] else {}
+    return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start, extra)
+
+
+def distances(info: dict) -> list[dict]:
+    """The distances run.json records (a sweep's runs), as ``[{key, name, value}]`` in ``DISTANCES`` order."""
+    recorded = info.get("distances")
+    if not isinstance(recorded, dict):
+        return []
+    out = []
+    for key, name in DISTANCES:
+        value = recorded.get(key)
+        if key == "gram" and "style" in recorded:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out.append({"key": key, "name": name, "value": float(value)})
+    return out
 
 
 class Gallery:
@@ -259,6 +289,7 @@ class Gallery:
             "result": file_url(key, "result.png") if has_result else None,
             "thumb": "/api/thumb/" + quote(key) if has_result else None,
             "process": file_url(key, "process.png") if self.file(run, "process.png") else None,
+            "distances": distances(info),
         }
 
     def listing(self) -> dict:
@@ -308,19 +339,21 @@ class Gallery:
     def inputs(self, run: Run) -> list[tuple[str, int, Path, str]]:
         """The inputs kept in a run's ``inputs/`` folder as (role, number, path, name shown), content first.
 
-        ``number`` counts styles and their masks from 1 (0 for the content and the start image).
+        ``number`` counts styles and their masks from 1 (0 for the content, the label image and the start image).
         The name shown is the one the file had when uploaded, where the studio recorded it.
         The path is the resolved one, to read; files linked outside the runs folder are left out.
         """
         names = (run.info.get("studio") or {}).get("names") or {}
         found = []
         for path, resolved in self._listed(run.folder / "inputs"):
-            role, _, number = path.stem.partition("_")
-            if role not in INPUT_ROLES:
+            if (match := INPUT_NAME.fullmatch(path.stem)) is None:
                 continue
-            index = int(number) if number.isdigit() else 0
-            if role in ("style", "mask"):
-                listed = names.get(f"{role}s") or []
+            role, number = match.groups()
+            if (role in NUMBERED) != (number is not None):
+                continue  # style.png, labels_2.png: not a name the studio keeps
+            index = int(number) if number else 0
+            if role in NUMBERED:
+                listed = names.get(NUMBERED[role]) or []
                 name = listed[index - 1] if 0 < index <= len(listed) else None
             else:
                 name = names.get(role)

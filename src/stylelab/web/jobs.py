@@ -193,8 +193,11 @@ class JobQueue:
         kind: str = "image",
         video: dict | None = None,
         folder: str | None = None,
+        labels: str | None = None,
+        image_masks: list[str | None] | None = None,
     ) -> Job:
-        """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None).
+        """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None;
+        ``labels``: a colour-label image instead; ``image_masks``: one per style or None, the part of each painting).
 
         ``kind = "video"``: ``content`` is a video, painted with the clip settings ``video`` into the
         video run folder ``folder`` (default: one named by the job; an earlier job's to go on there).
@@ -215,6 +218,8 @@ class JobQueue:
             kind=kind,
             video=dict(video) if video else None,
             folder=folder,
+            labels=labels,
+            image_masks=list(image_masks) if image_masks and any(m is not None for m in image_masks) else None,
         )
         job.created = time.time()
         with self._wake:
@@ -289,13 +294,19 @@ class JobQueue:
             self.hub.publish("job", self.public(job))
 
     def _inputs(self, job: Job) -> dict[str, Path]:
-        """The job's upload files by the names the run folder keeps them under: content, style_1, mask_1, start."""
+        """The job's upload files by the names the run folder keeps them under: content, style_1, mask_1,
+        labels, style_mask_1, start."""
         files = {"content": self.uploads.path(job.content)}
         for i, upload in enumerate(job.styles, 1):
             files[f"style_{i}"] = self.uploads.path(upload)
         for i, upload in enumerate(job.masks or [], 1):
             if upload is not None:
                 files[f"mask_{i}"] = self.uploads.path(upload)
+        if job.labels:
+            files["labels"] = self.uploads.path(job.labels)
+        for i, upload in enumerate(job.image_masks or [], 1):
+            if upload is not None:
+                files[f"style_mask_{i}"] = self.uploads.path(upload)
         if job.start:
             files["start"] = self.uploads.path(job.start)
         return files
@@ -309,9 +320,14 @@ class JobQueue:
         recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")
         self.check(recipe)
         inputs = self._inputs(job)
-        masks = [inputs.get(f"mask_{i}") for i in range(1, len(job.styles) + 1)] if job.masks else None
-        styles = [inputs[f"style_{i}"] for i in range(1, len(job.styles) + 1)]
-        task = job_task(inputs["content"], styles, job.weights, masks, inputs.get("start"))
+        numbers = range(1, len(job.styles) + 1)
+        masks = [inputs.get(f"mask_{i}") for i in numbers] if job.masks else None
+        parts = [inputs.get(f"style_mask_{i}") for i in numbers] if job.image_masks else None
+        styles = [inputs[f"style_{i}"] for i in numbers]
+        task = job_task(
+            inputs["content"], styles, job.weights, masks, inputs.get("start"), labels=inputs.get("labels"),
+            image_masks=parts,
+        )  # fmt: skip
         engine = self.engines.get(recipe)
         built = engine.build_seconds
         plan = engine.prepare([task], recipe)  # refused here (one line, the job "failed") before any folder
@@ -348,9 +364,9 @@ class JobQueue:
         """The task as the run records it: the copies of the inputs kept in its folder, with their
         content hashes and the names they were uploaded under (never the upload store's paths)."""
         names = job.names if isinstance(job.names, dict) else {}
-        shown = {"content": names.get("content"), "start": names.get("start")}
-        for role in ("style", "mask"):
-            for i, name in enumerate(names.get(f"{role}s") or [], 1):
+        shown = {"content": names.get("content"), "start": names.get("start"), "labels": names.get("labels")}
+        for role, listed in (("style", "styles"), ("mask", "masks"), ("style_mask", "image_masks")):
+            for i, name in enumerate(names.get(listed) or [], 1):
                 shown[f"{role}_{i}"] = name
         kept = {}
         for file_name, path in files.items():
@@ -371,6 +387,8 @@ class JobQueue:
             s["images"] = [entry(i) for i in s["images"]]
             if "mask" in s:
                 s["mask"] = entry(s["mask"])
+            if s.get("image_masks"):
+                s["image_masks"] = [entry(m) if m is not None else None for m in s["image_masks"]]
         if "init" in out:
             out["init"] = entry(out["init"])
         return out

@@ -39,7 +39,9 @@ def clip_spec(job: Job, recipe, inputs: dict[str, Path]):
     video = job.video or {}
     styles = [str(inputs[f"style_{i}"]) for i in range(1, len(job.styles) + 1)]
     masks = background = None
-    if job.masks:
+    if job.labels:  # one colour-label image: each style where it has that style's colour (Task.of)
+        masks = (str(inputs["labels"]),)
+    elif job.masks:
         paired = [(s, str(inputs[f"mask_{i}"]) if f"mask_{i}" in inputs else None) for i, s in enumerate(styles, 1)]
         rest = [s for s, m in paired if m is None]
         styles, masks = [s for s, m in paired if m is not None], tuple(m for _, m in paired if m is not None)
@@ -48,7 +50,7 @@ def clip_spec(job: Job, recipe, inputs: dict[str, Path]):
         str(inputs["content"]),
         tuple(styles),
         recipe,
-        blend_weights=tuple(job.weights) if job.weights and not job.masks else None,
+        blend_weights=tuple(job.weights) if job.weights and not (job.masks or job.labels) else None,
         masks=masks,
         background=background,
         start=video.get("start"),
