@@ -70,7 +70,7 @@ def test_the_preview_is_a_picture_of_the_size_asked_for_and_follows_strength_and
     assert np.abs(first - second).mean() > 5
     assert np.array_equal(second, pixels(picture(ask(client, ids, ("style2",)))))
     big = ask(client, ids, settings={"size": 1500})  # above the preview's largest: painted at 1024, and said so
-    assert max(picture(big).size) == 1024 and "previewed at 1024 px" in big.headers["x-preview-note"]
+    assert max(picture(big).size) == 1024 and "Previewed at 1024 px" in big.headers["x-preview-note"]
 
 
 def test_the_preview_composites_regions_by_a_label_image(inputs, tmp_path):

@@ -3,7 +3,7 @@
 ``POST /api/preview`` takes ``{content, styles: [upload ids], weights?, masks?, labels?,
 image_masks?, settings: {size, strength, preserve_color}, client?}`` and answers the
 picture as image/png, with ``X-Elapsed`` (the engine's seconds) and, where the preview
-leaves something of the run out, ``X-Preview-Note`` (one line). It runs in the request's
+leaves something of the run out, ``X-Preview-Note`` (one line, in sentences). It runs in the request's
 thread on the app's one ``FastEngine`` (its model loaded once, its style vectors cached),
 never through the job queue: a preview does not wait behind an optimiser job.
 
@@ -44,8 +44,8 @@ CLIENTS = 256  # pages whose latest request is remembered
 SETTINGS = ("size", "strength", "preserve_color")
 KEYS = {"content", "styles", "weights", "masks", "labels", "image_masks", "settings", "client"}
 NO_PARTS = (
-    "the preview takes each style from its whole painting (the fast model reads the whole image); the run uses"
-    " the style-image masks"
+    "The preview takes each style from its whole painting (the fast model reads the whole image); the run uses"
+    " the style-image masks."
 )
 
 
@@ -158,7 +158,7 @@ def check_preview(data: Any, uploads: UploadStore, most: int) -> PreviewAsk:
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise PreviewError(f"size must be a whole number of pixels from 16 up, not {size!r}")
     if size > most:
-        notes.append(f"previewed at {most} px (the preview's largest size); the run paints at {size} px")
+        notes.append(f"Previewed at {most} px (the preview's largest size); the run paints at {size} px.")
         size = most
     overrides: dict[str, Any] = {"size": size, "engine": "fast"}
     if settings.get("strength") is not None:
@@ -235,7 +235,7 @@ class Previewer:
         result = self.engine.run(plan)[0]
         if result.status != "done" or result.image is None:
             raise PreviewError(f"the preview was not painted: {result.message or result.status}")
-        return Picture(images.png_bytes(result.image), result.image.size, result.elapsed, "; ".join(ask.notes))
+        return Picture(images.png_bytes(result.image), result.image.size, result.elapsed, " ".join(ask.notes))
 
 
 def preview_routes(previewer: Previewer, uploads: UploadStore, most: int):
