@@ -201,6 +201,8 @@ def recipe_parameters(defaults: str | None = "default recipe") -> list[inspect.P
             annotation, metavar = Optional[list[str]], "NAME..."
         elif t.startswith("tuple[float"):
             annotation, metavar = Optional[list[float]], "X..."
+        elif t.startswith("tuple[int"):  # given as one value, N or N,N,... (the recipe splits it)
+            annotation, metavar = Optional[str], "N[,N...]"
         elif t.startswith("int"):
             annotation, metavar = Optional[int], "N"
         elif t.startswith("float"):
