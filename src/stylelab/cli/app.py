@@ -59,7 +59,7 @@ RECIPE_SECTIONS = {
         "swd_directions",
     ),
     LAYERS: ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"),
-    IMAGE: ("size", "init", "style_scale", "scales", "preserve_color", "seed"),
+    IMAGE: ("size", "init", "style_scale", "scales", "coarse_steps", "preserve_color", "seed"),
     NETWORK: ("weights", "pooling", "device", "precision"),
     OUTPUT: ("save_every",),
 }
