@@ -182,7 +182,8 @@ class Engine:
         generator = torch.Generator().manual_seed(recipe.seed) if recipe.style_loss == "swd" else None
         sizes = scale_sizes(recipe.size, recipe.scales)
         terms = _terms(items)
-        run = BatchRun(recipe, batch, recipe.steps * len(sizes), sinks, stop, self.device, terms, preview)
+        steps = recipe.steps_per_scale()  # one count per size, coarse to fine
+        run = BatchRun(recipe, batch, sum(steps), sinks, stop, self.device, terms, preview)
         meter = PeakMeter(self.device)
         meter.start()
 
@@ -194,7 +195,7 @@ class Engine:
 
         for i, it in enumerate(items):
             run.emit(Started(batch[i], recipe, run.total, it.size, str(self.device), plan.labels[batch[i]], terms))
-        x = None
+        x = opt = None
         try:
             for scale, longest in enumerate(sizes):
                 if run.stopped():
@@ -223,7 +224,8 @@ class Engine:
                 )
                 if scale == 0 and recipe.save_every:
                     run.snapshots(x, finish)  # the start image, just before step 1 starts
-                x = run_scale(run, net, objective, x, recipe.steps, scale, self.autocast, finish)
+                # Each scale takes over the optimiser's state from the one before (optimizers.carried).
+                x, opt = run_scale(run, net, objective, x, steps[scale], scale, self.autocast, finish, opt)
         except KeyboardInterrupt:
             run.end_all("interrupted", "interrupted")
         except BaseException as exc:

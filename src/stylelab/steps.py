@@ -109,14 +109,26 @@ def divergence_message(recipe: Recipe, step: int, what: str) -> str:
     )
 
 
-def run_scale(run: BatchRun, net, objective, x: torch.Tensor, steps: int, scale: int, autocast, finish):
-    """``steps`` optimisation steps on ``x``; returns the last good image of every item.
+def run_scale(
+    run: BatchRun,
+    net,
+    objective,
+    x: torch.Tensor,
+    steps: int,
+    scale: int,
+    autocast,
+    finish,
+    carried: optimizers.Optimizer | None = None,
+) -> tuple[torch.Tensor, optimizers.Optimizer]:
+    """``steps`` optimisation steps on ``x``; returns the last good image of every item and the
+    optimiser, whose state the next scale takes over (``carried``: the previous scale's
+    optimiser, see ``Optimizer.carried``; None: a fresh one).
 
     An objective without content targets takes them from the first forward pass:
     only valid when ``x`` is the content image (see ``targets.build_objective``).
     """
     recipe = run.recipe
-    opt = optimizers.make(recipe.optimizer, recipe.lr)
+    opt = optimizers.make(recipe.optimizer, recipe.lr) if carried is None else carried.carried(x.shape)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(True)
     terms = run.terms
@@ -161,4 +173,4 @@ def run_scale(run: BatchRun, net, objective, x: torch.Tensor, steps: int, scale:
         else:
             run.maybe_preview(x, finish)
     # Diverged items go back to their last good image; cancelled ones keep where they got to.
-    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach())
+    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach()), opt

@@ -246,11 +246,7 @@ def _inputs(task) -> list:
 
 
 def plan_total(plan) -> int:
-    from ..plan import scale_sizes
-
-    if plan.recipe.engine == "fast":
-        return 0
-    return plan.recipe.steps * len(scale_sizes(plan.recipe.size, plan.recipe.scales))
+    return 0 if plan.recipe.engine == "fast" else plan.recipe.total_steps
 
 
 def describe_run(plan, engine, output: Path) -> str:
