@@ -23,7 +23,7 @@ MAX_COMPARE = 12
 
 def steps_shown(run: Run) -> str:
     """A run's steps: the recipe's, or "done of asked" where the run stopped early."""
-    asked = run.recipe.steps * run.recipe.scales
+    asked = run.recipe.total_steps  # every scale's steps, coarse_steps included
     done = run.info.get("steps")
     if not isinstance(done, int) or done == asked:
         return shown_value(run.recipe.steps)

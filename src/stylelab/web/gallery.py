@@ -279,7 +279,7 @@ class Gallery:
             "message": info.get("message", ""),
             "finished": info.get("finished"),
             "steps": info.get("steps"),
-            "total": run.recipe.steps * run.recipe.scales,
+            "total": run.recipe.total_steps,
             "elapsed": info.get("elapsed"),
             "losses": info.get("losses") or {},
             "recipe": run.recipe.name,
