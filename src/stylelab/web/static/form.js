@@ -135,7 +135,7 @@ function thumb(upload, role, index) {
           },
         }),
       ),
-      ...styleControls(style, index, { upload: uploadFile, rerender: renderImages, masks: !form.labels }),
+      h("span", { class: "extras" }, styleControls(style, index, { upload: uploadFile, rerender: renderImages, masks: !form.labels })),
     );
   }
   parts.push(h("button", { type: "button", class: "icon", onclick: remove, "aria-label": `Remove ${upload.name}` }, "✕"));
