@@ -196,3 +196,15 @@ def test_the_distances_a_sweep_measured_show_on_the_run_page_and_in_compare(make
     assert client.get("/api/runs/cli-run").json()["distances"] == []
     compared = client.get("/api/compare?run=cli-run&run=sweep/point_001").json()
     assert [(r["values"], r["best"]) for r in compared["distances"]][0] == ([None, 0.72], None)
+
+
+def test_a_video_job_paints_each_style_where_the_label_image_has_its_colour(make_client, runs_dir, video_clips, masks):
+    client = make_client(standin=True)
+    clip = upload(client, video_clips["clip"])["id"]
+    styles = [upload(client, path)["id"] for path in (masks["top"], masks["green"])]  # any two images as styles
+    body = video_body(clip, styles, {"max_frames": 2}) | {"labels": upload(client, masks["labels"])["id"]}
+    job = finished(client, client.post("/api/jobs", json=body).json()["id"])
+    assert job["state"] == "done" and job["frame"] == 2, job["message"]
+    settings = json.loads((runs_dir / job["id"] / "video.json").read_text())["settings"]
+    assert len(settings["masks"]) == 1 and settings["masks"][0]["name"].endswith(".png")  # one label image
+    assert settings.get("background") is None and "(regions)" in job["label"]
