@@ -33,7 +33,7 @@ from .jobs import Hub, JobQueue
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
 from .preview import PREVIEW_MAX, PREVIEW_SIZE, FastUnavailable, PreviewBusy, Previewer, Superseded, preview_routes
 from .regions import label_colours
-from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined, inside
+from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, check_state_folders, confined
 from .uploads import UploadError, UploadStore, UploadTooLarge
 from .video_form import video_defaults
 from .video_gallery import inputs as video_inputs
@@ -83,18 +83,6 @@ def field_schema(limits: Limits | None = None, weight_sources: tuple[str, ...] =
             }
         )
     return sorted(out, key=lambda d: MAIN_FIELDS.index(d["name"]) if d["main"] else len(MAIN_FIELDS))
-
-
-def check_state_folders(root: Path) -> None:
-    """Refuse a runs folder whose ``.studio`` (or its uploads) is a link leading elsewhere: the studio writes there."""
-    for rel in (".studio", ".studio/uploads"):
-        try:
-            inside(root, root / rel, hidden=True)
-        except UnsafePath:
-            raise StylelabError(
-                f"{root / rel} is a link leading outside the runs folder; the studio keeps its uploads and queue"
-                " there: remove the link"
-            ) from None
 
 
 def create_app(

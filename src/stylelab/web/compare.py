@@ -15,7 +15,8 @@ from .. import images
 from ..errors import StylelabError
 from ..recipes import FIELDS
 from ..runs import Run
-from .gallery import DISTANCES, Gallery, RunNotFound, distances, painted, thin
+from .distances import distance_rows, distances
+from .gallery import Gallery, RunNotFound, painted, thin
 from .labels import human, input_rows, labels, shown_value
 
 MAX_COMPARE = 12
@@ -59,20 +60,6 @@ def _rows(chosen: list[Run]) -> list[dict]:
                 "help": f.metadata["help"],
             }
         )
-    return rows
-
-
-def distance_rows(chosen: list[Run]) -> list[dict]:
-    """One row per distance any of the runs recorded: its name, each run's value (None: not measured),
-    and which run is lowest (``best``, None where fewer than two runs have it)."""
-    measured = [{d["key"]: d for d in distances(r.info)} for r in chosen]
-    rows = []
-    for key, name in DISTANCES:
-        values = [m[key]["value"] if key in m else None for m in measured]
-        if all(v is None for v in values):
-            continue
-        known = [(v, i) for i, v in enumerate(values) if v is not None]
-        rows.append({"key": key, "name": name, "values": values, "best": min(known)[1] if len(known) > 1 else None})
     return rows
 
 

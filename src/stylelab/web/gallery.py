@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 import os
 import re
 import threading
@@ -29,6 +28,7 @@ from .. import images
 from ..errors import StylelabError
 from ..runs import PARTIAL, Run, is_complete, load_run, read_metrics
 from . import live_runs, video_gallery
+from .distances import distances
 from .labels import Painted, labels, recorded_inputs
 from .live_runs import Unfinished
 from .security import UnsafePath, confined, inside, readable, relative_key
@@ -39,15 +39,6 @@ THUMB_SIZE = 360
 INPUT_ROLES = ("content", "style", "mask", "labels", "style_mask", "start")
 INPUT_NAME = re.compile(r"(content|start|labels|style_mask|style|mask)(?:_(\d+))?")
 NUMBERED = {"style": "styles", "mask": "masks", "style_mask": "image_masks"}  # their names in studio.names
-# run.json's distances (metrics.Distances.record: a sweep measures its runs), in the order shown;
-# "gram" is the style distance again, shown only where "style" is absent.
-DISTANCES = (
-    ("content", "content distance"),
-    ("style", "style distance (Gram)"),
-    ("gram", "style distance (Gram)"),
-    ("moments", "style distance (moments)"),
-    ("swd", "style distance (SWD)"),
-)
 
 
 class RunNotFound(StylelabError):
@@ -89,21 +80,6 @@ def painted(run: Run) -> Painted:
     start = inputs["start"][0][0] if inputs["start"] else None
     extra = {"parts": "style masks " + " ".join(n for n, _ in inputs["parts"])} if inputs["parts"] else {}
     return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start, extra)
-
-
-def distances(info: dict) -> list[dict]:
-    """The distances run.json records (a sweep's runs), as ``[{key, name, value}]`` in ``DISTANCES`` order."""
-    recorded = info.get("distances")
-    if not isinstance(recorded, dict):
-        return []
-    out = []
-    for key, name in DISTANCES:
-        value = recorded.get(key)
-        if key == "gram" and "style" in recorded:
-            continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out.append({"key": key, "name": name, "value": float(value)})
-    return out
 
 
 class Gallery:

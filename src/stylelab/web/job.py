@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..recipes import Recipe
 from ..task import BACKGROUND, LabelMask, StyleSet, Task, TaskError
@@ -224,6 +225,40 @@ def job_task(
     sets = [StyleSet((s,), mask=m, image_masks=None if p is None else (p,)) for s, m, p in regions]
     sets += [StyleSet((s,), mask=BACKGROUND, image_masks=None if p is None else (p,)) for s, p in rest]
     return Task(content, tuple(sets), start)
+
+
+def recorded_task(job: Job, task: Task, folder: Path, files: dict[str, Path]) -> dict:
+    """The task as the run records it: the copies of the inputs kept in its folder, with their
+    content hashes and the names they were uploaded under (never the upload store's paths)."""
+    names = job.names if isinstance(job.names, dict) else {}
+    shown = {"content": names.get("content"), "start": names.get("start"), "labels": names.get("labels")}
+    for role, listed in (("style", "styles"), ("mask", "masks"), ("style_mask", "image_masks")):
+        for i, name in enumerate(names.get(listed) or [], 1):
+            shown[f"{role}_{i}"] = name
+    kept = {}
+    for file_name, path in files.items():
+        stem = Path(file_name).stem
+        kept.setdefault(str(path.resolve()), (str(folder / "inputs" / file_name), shown.get(stem) or file_name))
+
+    def entry(value):
+        if isinstance(value, dict) and value.get("name") in kept:
+            name, upload = kept[value["name"]]
+            return value | {"name": name, "upload": upload}
+        if isinstance(value, dict) and "labels" in value:
+            return value | {"labels": entry(value["labels"])}
+        return value
+
+    out = task.to_dict()
+    out["content"] = entry(out["content"])
+    for s in out["styles"]:
+        s["images"] = [entry(i) for i in s["images"]]
+        if "mask" in s:
+            s["mask"] = entry(s["mask"])
+        if s.get("image_masks"):
+            s["image_masks"] = [entry(m) if m is not None else None for m in s["image_masks"]]
+    if "init" in out:
+        out["init"] = entry(out["init"])
+    return out
 
 
 def new_job_id() -> str:

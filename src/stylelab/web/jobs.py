@@ -31,9 +31,8 @@ from ..errors import StylelabError
 from ..events import Preview, Snapshot, Started, Step
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
-from ..task import Task
 from .gallery import thin
-from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id
+from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id, recorded_task
 from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
@@ -335,7 +334,7 @@ class JobQueue:
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
         files = {f"{name}{path.suffix}": path for name, path in inputs.items()}
         folder = self.runs / job.id
-        recorded = self._recorded_task(job, task, folder, files)
+        recorded = recorded_task(job, task, folder, files)
         writer = RunWriter(folder, extra={"studio": {"job": job.id, "names": job.names}}, task=recorded)
 
         def keep_inputs(event) -> None:
@@ -359,39 +358,6 @@ class JobQueue:
             job.snapshot = None
         elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
-
-    def _recorded_task(self, job: Job, task: Task, folder: Path, files: dict[str, Path]) -> dict:
-        """The task as the run records it: the copies of the inputs kept in its folder, with their
-        content hashes and the names they were uploaded under (never the upload store's paths)."""
-        names = job.names if isinstance(job.names, dict) else {}
-        shown = {"content": names.get("content"), "start": names.get("start"), "labels": names.get("labels")}
-        for role, listed in (("style", "styles"), ("mask", "masks"), ("style_mask", "image_masks")):
-            for i, name in enumerate(names.get(listed) or [], 1):
-                shown[f"{role}_{i}"] = name
-        kept = {}
-        for file_name, path in files.items():
-            stem = Path(file_name).stem
-            kept.setdefault(str(path.resolve()), (str(folder / "inputs" / file_name), shown.get(stem) or file_name))
-
-        def entry(value):
-            if isinstance(value, dict) and value.get("name") in kept:
-                name, upload = kept[value["name"]]
-                return value | {"name": name, "upload": upload}
-            if isinstance(value, dict) and "labels" in value:
-                return value | {"labels": entry(value["labels"])}
-            return value
-
-        out = task.to_dict()
-        out["content"] = entry(out["content"])
-        for s in out["styles"]:
-            s["images"] = [entry(i) for i in s["images"]]
-            if "mask" in s:
-                s["mask"] = entry(s["mask"])
-            if s.get("image_masks"):
-                s["image_masks"] = [entry(m) if m is not None else None for m in s["image_masks"]]
-        if "init" in out:
-            out["init"] = entry(out["init"])
-        return out
 
     def _relay(self, job: Job, writer: RunWriter):
         """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""
