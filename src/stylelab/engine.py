@@ -184,7 +184,8 @@ class Engine:
         sizes = scale_sizes(recipe.size, recipe.scales)
         tiling = plan.tiling(batch)  # a print: its scales tiled where they do not fit whole
         terms = _terms(items)
-        run = BatchRun(recipe, batch, recipe.steps * len(sizes), sinks, stop, self.device, terms, preview)
+        steps = recipe.steps_per_scale()  # one count per size, coarse to fine
+        run = BatchRun(recipe, batch, sum(steps), sinks, stop, self.device, terms, preview)
         meter = PeakMeter(self.device)
         meter.start()
 
@@ -197,7 +198,7 @@ class Engine:
         shown = finish if tiling is None else lambda x, i: _thumbnail(finish(x, i))  # a print's snapshots
         for i, it in enumerate(items):
             run.emit(Started(batch[i], recipe, run.total, it.size, str(self.device), plan.labels[batch[i]], terms))
-        x = None
+        x = opt = None
         try:
             for scale, longest in enumerate(sizes):
                 if run.stopped():
@@ -232,9 +233,12 @@ class Engine:
                 )
                 if scale == 0 and recipe.save_every:
                     run.snapshots(x, shown)  # the start image, just before step 1 starts
+                # Each scale takes over the optimiser's state from the one before (optimizers.carried),
+                # made here so that the old scale's vectors go before this one's exist (a print's memory).
+                opt = None if opt is None else opt.carried(tuple(x.shape))
                 history = None if tiling is None else tiling.history
-                x = run_scale(
-                    run, net, objective, x, recipe.steps, scale, self.autocast, shown, tiles=tiles, history=history
+                x, opt = run_scale(
+                    run, net, objective, x, steps[scale], scale, self.autocast, shown, opt, tiles=tiles, history=history
                 )
                 objective = None
         except KeyboardInterrupt:

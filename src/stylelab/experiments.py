@@ -13,6 +13,11 @@ An experiment file (TOML) says what to compare; ``stylelab sweep FILE`` runs it:
     out = "results/orange"           # optional; -o on the command line wins
     budget = 0.1                     # optional: each recipe's own steps and snapshot interval x 0.1
 
+    [[regions]]                      # optional: styles by region, one more "style" each
+    name = "halves"                  # (region_sets.py: masks, label images, a background)
+    styles = ["sky.jpg", "ground.jpg"]
+    masks = ["sky.png", "ground.png"]
+
     [set]                            # settings for every run (override the recipes')
     size = 256
 
@@ -43,10 +48,11 @@ from typing import Any
 
 from .errors import ImageError, RecipeError, StylelabError
 from .recipes import FIELDS, Recipe, is_recipe_file, load_recipe, recipe_values
+from .region_sets import RegionSet, parse_regions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_NAME = 120
-KEYS = ("name", "content", "styles", "recipes", "out", "budget", "set", "grid")
+KEYS = ("name", "content", "styles", "recipes", "out", "budget", "set", "grid", "regions")
 MAX_BUDGET = 100.0
 
 
@@ -63,6 +69,25 @@ class RunSpec:
     style: str
     recipe: Recipe
     point: dict[str, str] = field(compare=False)  # content, style, recipe and each grid key -> label
+    regions: RegionSet | None = None  # a region layout instead of the one style image (``style`` is its first)
+
+    @property
+    def style_images(self) -> list[str]:
+        return self.regions.style_images if self.regions is not None else [self.style]
+
+    @property
+    def inputs(self) -> list[str]:
+        """Every file the run reads (not an init image of its recipe's)."""
+        return [self.content, *(self.regions.files if self.regions is not None else [self.style])]
+
+    def task(self, source=lambda p: p, **kwargs):
+        """The run's ``Task``; ``source`` maps each path to what is read (a Ray worker's bytes);
+        ``kwargs`` go to ``Task.of`` (init, label)."""
+        from .task import Task
+
+        if self.regions is not None:
+            return self.regions.task(source(self.content), source, **kwargs)
+        return Task.of(source(self.content), [source(self.style)], **kwargs)
 
 
 @dataclass
@@ -79,11 +104,13 @@ class Experiment:
     recipe_sources: list[Any] = field(default_factory=list)  # as written, for the record
     budget: float | None = None  # each recipe's own steps and save_every scaled by it
     own: dict[str, Recipe] = field(default_factory=dict)  # label -> the recipe before budget and settings
+    regions: list[RegionSet] = field(default_factory=list)  # region layouts, swept beside the styles
 
     def plan(self) -> list[RunSpec]:
         """Every run, ordered content, recipe, grid point, style (so batches are neighbours)."""
         contents = _labels(self.contents)
-        styles = _labels(self.styles)
+        styles = [(path, label, None) for path, label in _labels(self.styles)]
+        styles += [(r.styles[0], r.name, r) for r in self.regions]
         keys = list(self.grid)
         specs = []
         for content, c_label in contents:
@@ -91,15 +118,16 @@ class Experiment:
                 for values in itertools.product(*(self.grid[k] for k in keys)):
                     point_recipe = _with_changes(recipe, dict(zip(keys, values)), self.settings)
                     point = {k: format_value(getattr(point_recipe, k)) for k in keys}
-                    for style, s_label in styles:
+                    for style, s_label, regions in styles:
                         labels = {"content": c_label, "style": s_label, "recipe": r_label, **point}
-                        specs.append(RunSpec(run_name(labels, keys), content, style, point_recipe, labels))
+                        name = run_name(labels, keys)
+                        specs.append(RunSpec(name, content, style, point_recipe, labels, regions))
         return specs
 
     @property
     def varying(self) -> list[str]:
         """The dimensions with more than one value, in the order runs are named."""
-        dims = {"content": self.contents, "style": self.styles, "recipe": self.recipes, **self.grid}
+        dims = {"content": self.contents, "style": [*self.styles, *self.regions], "recipe": self.recipes, **self.grid}
         return [k for k, v in dims.items() if len(v) > 1]
 
     def to_toml(self) -> str:
@@ -118,6 +146,8 @@ class Experiment:
             data["set"] = {k: _plain(v) for k, v in self.settings.items()}
         if self.grid:
             data["grid"] = {k: [_plain(v) for v in vs] for k, vs in self.grid.items()}
+        if self.regions:
+            data["regions"] = [r.to_toml() for r in self.regions]
         return tomli_w.dumps(data)
 
 
@@ -296,6 +326,7 @@ def build(
     out: str | Path | None = None,
     base: Path | None = None,
     budget: float | None = None,
+    regions: Any = None,
 ) -> Experiment:
     """An Experiment from its parts, every value checked (a bad one costs no run).
 
@@ -328,10 +359,15 @@ def build(
     dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
         raise ExperimentError(f"two recipes are named {dupes[0]!r}; give inline recipes distinct names")
+    layouts = parse_regions(regions, base)
+    style_files = image_files(styles, base, "style") if styles or not layouts else []
+    clash = {label for _, label in _labels(style_files)} & {r.name for r in layouts}
+    if clash:
+        raise ExperimentError(f"a region layout and a style image are both named {sorted(clash)[0]!r}; rename one")
     exp = Experiment(
         name=slug(name),
         contents=image_files(contents, base, "content"),
-        styles=image_files(styles, base, "style"),
+        styles=style_files,
         recipes=resolved,
         settings=settings,
         grid=grid,
@@ -339,6 +375,7 @@ def build(
         recipe_sources=sources,
         budget=budget,
         own=own,
+        regions=layouts,
     )
     # Every grid value is checked now, not when its run comes up an hour later.
     for label, recipe in resolved:
@@ -370,6 +407,10 @@ def _check_types(data: dict, path: Path) -> None:
     for key in ("set", "grid"):
         if key in data and not isinstance(data[key], dict):
             raise bad(key, "a table ([set] or [grid] with key = value lines)")
+    if "regions" in data and not (
+        isinstance(data["regions"], list) and all(isinstance(r, dict) for r in data["regions"])
+    ):
+        raise bad("regions", "a list of tables ([[regions]] with styles and masks)")
     for key, values in data.get("grid", {}).items():
         if isinstance(values, dict):
             raise ExperimentError(f"{path}: grid {key} must be a list of values, not a table")
@@ -413,4 +454,5 @@ def load(path: str | Path, **changes) -> Experiment:
         budget=changes["budget"]
         if changes.get("budget") is not None
         else check_budget(data.get("budget"), f"{path}: budget"),
+        regions=data.get("regions"),
     )

@@ -7,6 +7,11 @@ each image can be frozen on its own when it diverges or is cancelled.
 
 All three take one gradient evaluation per step, so a step costs the same for
 every optimiser and ``steps`` means forward/backward passes everywhere.
+
+Coarse-to-fine runs hand an optimiser's state to the next scale with
+``carried(shape)``: what is meaningful at another image size is rescaled (the
+losses are means over pixels, so gradients shrink and the inverse curvature
+grows with the pixel count), what is not is dropped.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 
 
+def _pixels(shape) -> int:
+    return int(shape[-2]) * int(shape[-1])
+
+
 class Optimizer:
     """Update ``x`` in place from its gradient; images where ``active`` is False stay put."""
 
@@ -46,6 +55,11 @@ class Optimizer:
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
         raise NotImplementedError
+
+    def carried(self, shape) -> Optimizer:
+        """The optimiser for the next scale, images of ``shape`` (B, C, H, W): a fresh one unless
+        the subclass knows how to carry its state over."""
+        return type(self)(self.lr)
 
 
 class LBFGS(Optimizer):
@@ -61,6 +75,15 @@ class LBFGS(Optimizer):
     pair a no-op for that image. Each image keeps its own ``history`` newest
     valid pairs (older ones are zeroed for it alone), so an image in a batch
     follows exactly the path it follows alone.
+
+    At a new scale (``carried``) the pairs, vectors of the old size, are dropped;
+    the scalar inverse-curvature estimate ``h_diag`` is kept, multiplied by the
+    ratio of pixel counts, so the first step there is a scaled gradient step of
+    ``lr``: a cold start's tiny ``1/|g|_1`` probe leaves a curvature estimate
+    taken over a tiny step, and the steps after it can overshoot (measured at a
+    new scale: the style distance went from 0.40 to 5.3 two steps later; with the
+    estimate carried it fell steadily, benchmarks/README.md). An image that never
+    measured its curvature probes again.
     """
 
     def __init__(self, lr: float = 1.0, history: int = 20):
@@ -69,19 +92,35 @@ class LBFGS(Optimizer):
         self.s: list[torch.Tensor] = []
         self.y: list[torch.Tensor] = []
         self.rho: list[torch.Tensor] = []
-        self.h_diag: torch.Tensor | None = None
+        self.h_diag: torch.Tensor | None = None  # per image; given before the first step when carried
+        self.probe: torch.Tensor | None = None  # per image: the first step is a probe (no estimate yet)
+        self.measured: torch.Tensor | None = None  # per image: h_diag comes from a curvature pair
         self.prev_x: torch.Tensor | None = None
         self.prev_g: torch.Tensor | None = None
+        self.shape: tuple[int, ...] | None = None  # of the images last stepped
+
+    def carried(self, shape) -> LBFGS:
+        new = LBFGS(self.lr, self.history)
+        if self.measured is not None and bool(self.measured.any()):
+            ratio = _pixels(shape) / _pixels(self.shape)  # h_diag ~ 1/curvature, which falls as pixels multiply
+            new.h_diag = torch.where(self.measured, self.h_diag * ratio, torch.ones_like(self.h_diag))
+            new.probe = ~self.measured
+            new.measured = self.measured.clone()
+        return new
 
     @torch.no_grad()
     def step(self, x, grad, active):
         # Flat (B, N) float32 vectors: the history and the recursion work on them in place.
         g = _wide(grad).reshape(x.shape[0], -1)
+        self.shape = tuple(x.shape)
+        probe = None
         if self.prev_x is None:
-            self.h_diag = torch.ones(x.shape[0], device=x.device, dtype=g.dtype)
-            first = True
+            if self.h_diag is None:  # a cold start: every image probes
+                self.h_diag = torch.ones(x.shape[0], device=x.device, dtype=g.dtype)
+                self.probe = torch.ones(x.shape[0], device=x.device, dtype=torch.bool)
+                self.measured = torch.zeros_like(self.probe)
+            probe = self.probe
         else:
-            first = False
             s = x.to(g.dtype).reshape(g.shape) - self.prev_x
             y = g - self.prev_g
             ys = _flat_dot(y, s)
@@ -94,6 +133,7 @@ class LBFGS(Optimizer):
                 self._trim_history()
                 yy = _flat_dot(y, y).clamp_min(1e-20)
                 self.h_diag = torch.where(ok, ys / yy, self.h_diag)
+                self.measured |= ok
         # Two-loop recursion, per image, updating one vector in place.
         q = -g
         alphas = []
@@ -105,10 +145,9 @@ class LBFGS(Optimizer):
         for (s, y, rho), a in zip(zip(self.s, self.y, self.rho), reversed(alphas)):
             b = rho * _flat_dot(y, d)
             d.addcmul_(s, (a - b).unsqueeze(1))
-        if first:
-            t = torch.clamp(1.0 / g.abs().sum(1).clamp_min(1e-20), max=1.0) * self.lr
-        else:
-            t = torch.full((x.shape[0],), self.lr, device=x.device, dtype=g.dtype)
+        t = torch.full((x.shape[0],), self.lr, device=x.device, dtype=g.dtype)
+        if probe is not None and bool(probe.any()):
+            t = torch.where(probe, torch.clamp(1.0 / g.abs().sum(1).clamp_min(1e-20), max=1.0) * self.lr, t)
         # A direction that does not descend (numerical trouble) falls back to the gradient.
         bad = _flat_dot(g, d) >= 0
         if bool(bad.any()):
@@ -135,7 +174,13 @@ class LBFGS(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), elementwise, so batched images are independent by construction."""
+    """Adam (Kingma & Ba), elementwise, so batched images are independent by construction.
+
+    Each scale starts afresh: carrying the moments over, resized as
+    crowsonkb/style-transfer-pytorch does (bicubic, bilinear and clipped at 0), with or
+    without rescaling them by the pixel-count ratio, measured worse than a fresh start
+    (benchmarks/README.md, *Coarse-to-fine*).
+    """
 
     def __init__(self, lr: float = 0.02, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(lr)

@@ -122,8 +122,7 @@ def prepare(tasks: Sequence[Task], recipe: Recipe, *, memory_free: int | None = 
 def _item(task: Task, recipe: Recipe, index: int, count: int, network: bool = True) -> Item:
     where = f" of task {index + 1}" if count > 1 else ""
     content, alpha = images.load_rgb(task.content, what=f"content{where}")
-    sets = [_style_set(s, i, len(task.styles), where, content) for i, s in enumerate(task.styles)]
-    _resolve_background(sets)
+    sets = decode_sets(task, content, where)
     original = content
     if recipe.preserve_color == "histogram":
         for s in sets:
@@ -142,6 +141,15 @@ def _item(task: Task, recipe: Recipe, index: int, count: int, network: bool = Tr
     for s in sets:
         s.key = _set_key(s, recipe)
     return Item(task, content, original, alpha, sets, init, images.fitted_size(content.size, recipe.size))
+
+
+def decode_sets(task: Task, content: Image.Image, where: str = "") -> list[PreparedSet]:
+    """A task's style sets decoded: images, blend weights, style-image masks, and region masks at the
+    content's size (a label image's colours, the background what the others leave uncovered).
+    Colour handling is the recipe's and happens after (``prepare``). ``where`` names the task in errors."""
+    sets = [_style_set(s, i, len(task.styles), where, content) for i, s in enumerate(task.styles)]
+    _resolve_background(sets)
+    return sets
 
 
 def _style_set(s: StyleSet, i: int, n: int, where: str, content: Image.Image) -> PreparedSet:

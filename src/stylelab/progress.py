@@ -221,7 +221,8 @@ class SweepClock:
 
 def _run_line_facts(record: RunRecord) -> str:
     batch = record.extra.get("batch_size", 1)
-    measured = record.extra.get("distances") or {k: v for k, v in record.losses.items() if k in ("content", "style")}
+    # The content and (Gram) style distance; run.json keeps the style distance under every loss as well.
+    measured = {k: v for k, v in (record.extra.get("distances") or record.losses).items() if k in ("content", "style")}
     facts = [f"batch of {batch}"] if isinstance(batch, int) and batch > 1 else []
     if measured:
         facts.append(" ".join(f"{k} {v:.2g}" for k, v in measured.items()))

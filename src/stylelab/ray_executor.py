@@ -343,8 +343,8 @@ class RayExecutor:
 
 
 def batch_inputs(batch: Batch) -> list[str]:
-    """The image files a batch reads: its content, its styles, and an init image named by path."""
-    paths = [batch.content, *(spec.style for spec in batch.runs)]
+    """The image files a batch reads: its content, its styles (and region masks), and an init image named by path."""
+    paths = [batch.content, *(path for spec in batch.runs for path in spec.inputs)]
     if batch.recipe.init not in INITS:
         paths.append(batch.recipe.init)
     return list(dict.fromkeys(paths))

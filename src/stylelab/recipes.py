@@ -107,6 +107,11 @@ class Recipe:
         "none", "Keep the content's colours: none, luminance or histogram.", choices=PRESERVE_COLOR
     )
     scales: int = _f(1, "Coarse-to-fine: run N sizes, each about sqrt(2) larger, ending at --size.")
+    coarse_steps: tuple[int, ...] | None = _f(
+        None,
+        "Coarse-to-fine: steps at each scale before the last, coarse first (one number for all of them, or one "
+        "per scale); empty: --steps at every scale.",
+    )
     tile: str = _f(
         "none",
         "Prints larger than memory: optimise the image in overlapping tiles, the same optimisation as untiled "
@@ -154,6 +159,22 @@ class Recipe:
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in ("name", "description")}
 
+    def steps_per_scale(self) -> tuple[int, ...]:
+        """Steps at each scale the run makes, coarse to fine: ``coarse_steps`` (or ``steps``) for
+        the scales before the last, ``steps`` for the last. Scales that come out the same size
+        (``plan.scale_sizes``: never below 64 px) run once, so the run drops the coarsest counts."""
+        from .plan import scale_sizes
+
+        count = len(scale_sizes(self.size, self.scales))
+        coarse = self.coarse_steps or (self.steps,)
+        coarse = coarse * (self.scales - 1) if len(coarse) == 1 else coarse
+        return (*coarse[len(coarse) - (count - 1) :], self.steps) if count > 1 else (self.steps,)
+
+    @property
+    def total_steps(self) -> int:
+        """Steps over all scales: what progress counts to."""
+        return sum(self.steps_per_scale())
+
     @property
     def resolved_content_layers(self) -> tuple[str, ...]:
         return layer_names.resolve_all(self.content_layers)
@@ -185,6 +206,18 @@ def _coerce(f: dataclasses.Field, value):
             if isinstance(value, str):
                 value = [v for v in value.replace(",", " ").split() if v]
             return tuple(str(v) for v in value)
+        if t.startswith("tuple[int"):
+            items = value
+            if isinstance(items, str):
+                items = [v for v in items.replace(",", " ").split() if v]
+            if isinstance(items, (int, float)):
+                items = [items]
+            out = []
+            for v in items:
+                if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                    raise ValueError
+                out.append(int(v))
+            return tuple(out) or None  # an empty list, like an empty string, leaves it unset
         if t.startswith("tuple[float"):
             if isinstance(value, str):
                 value = [v for v in value.replace(",", " ").split() if v]
@@ -208,6 +241,10 @@ def _coerce(f: dataclasses.Field, value):
     except (TypeError, ValueError, OverflowError):
         raise RecipeError(f"{f.name} = {value!r} is not a valid {t.split('|')[0]}") from None
     return value
+
+
+def _default_text(values: tuple) -> str:
+    return " ".join(str(v) for v in values)
 
 
 def _closest(value: str, options) -> str:
@@ -252,6 +289,13 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"swd_directions must be between 0 and 4096, not {r.swd_directions}")
     if not 1 <= r.scales <= 8:
         raise RecipeError(f"scales must be between 1 and 8, not {r.scales}")
+    if r.coarse_steps is not None and any(n < 0 for n in r.coarse_steps):
+        raise RecipeError(f"coarse_steps must be >= 0, not {_default_text(r.coarse_steps)}")
+    if r.coarse_steps is not None and len(r.coarse_steps) > 1 and len(r.coarse_steps) != r.scales - 1:
+        raise RecipeError(
+            f"coarse_steps has {len(r.coarse_steps)} values for the {r.scales - 1} scale(s) before the last "
+            f"(scales = {r.scales}): give one value for all, or one per scale"
+        )
     _check_tile(r.tile)
     if not r.style_layers and not r.content_layers:
         raise RecipeError("at least one content or style layer is needed")

@@ -31,7 +31,10 @@ from .experiments import format_value
 from .runs import Run, find_runs
 
 SETTING_SKIP = ("name", "description")
-COLUMNS = ("run", "settings", "status", "steps", "time s", "s/step", "batch", "peak MiB", "content d", "style d")
+COLUMNS = (
+    *("run", "settings", "status", "steps", "time s", "s/step", "batch", "peak MiB"),
+    *("content d", "style d", "moments d", "swd d"),
+)
 NUMERIC = frozenset(COLUMNS[3:])
 DIMENSIONS = ("content", "style", "recipe")
 
@@ -173,18 +176,23 @@ def environment(runs: list[Run]) -> list[tuple[str, str]]:
 
 
 def distances(run: Run) -> dict[str, float] | None:
-    """The run's content and style distance: from run.json, or measured now (runs not made by a sweep)."""
+    """The run's content and style distances (style: Gram; moments, swd: under those losses): from
+    run.json, or measured now (runs not made by a sweep), a run with regions by its own task."""
     if run.info.get("distances"):
         return run.info["distances"]
     if not run.result.is_file():
         return None
-    from .metrics import distances as measure
+    from .metrics import task_distances
+    from .task import StyleSet, Task
 
     try:
-        d = measure(run.result, run.info["content"], run.info["styles"], size=run.recipe.size)
-    except (StylelabError, KeyError):
+        if isinstance(run.info.get("task"), dict):
+            task = Task.from_dict(run.info["task"], str(run.folder / "run.json"))
+        else:
+            task = Task(run.info["content"], (StyleSet(tuple(run.info["styles"])),))
+        return task_distances(run.result, task, size=run.recipe.size).record()
+    except (StylelabError, KeyError, TypeError):
         return None  # inputs no longer where they were
-    return {"content": d.content, "style": d.style}
 
 
 def table_rows(runs: list[Run], dists: dict[str, dict] | None = None) -> list[list[str]]:
@@ -210,19 +218,21 @@ def table_rows(runs: list[Run], dists: dict[str, dict] | None = None) -> list[li
                 f"{share / steps:.4f}" if share is not None and steps else "-",
                 f"#{b.number[run.name]} ×{size}" if size > 1 else f"#{b.number[run.name]}",
                 f"{peak / 2**20:.0f}" if peak else ("" if info.get("peak_memory") else "-"),
-                f"{d['content']:.3f}" if d.get("content") is not None else "-",
-                f"{d['style']:.3f}" if d.get("style") is not None else "-",
+                *(f"{d[k]:.3f}" if isinstance(d.get(k), (int, float)) else "-" for k in DISTANCE_KEYS),
             ]
         )
     return rows
 
 
+DISTANCE_KEYS = ("content", "style", "moments", "swd")  # run.json's distances, in the order of their columns
 TIME_NOTE = (
     "time s: the run's share of its batch's wall time (the batch's time divided by the runs optimised together "
     "in it), so the column adds up to the sweep's time; s/step likewise. batch: #number ×runs in it. peak MiB: "
     "the batch's peak memory, given once, on its first run. content d / style d: stylelab's own yardstick "
     "(metrics.py): relative feature distance to the content at relu4_2, relative Gram distance to the style "
-    "at relu1_1..relu5_1, independent of each recipe's weights; lower is closer."
+    "at relu1_1..relu5_1; moments d / swd d: the style distance under those style losses (per-channel mean and "
+    "deviation; sliced Wasserstein on fixed directions), so a sweep over style_loss can be read by each; all "
+    "independent of each recipe's weights (regions: each by its own style, weighted by area); lower is closer."
 )
 
 

@@ -119,11 +119,14 @@ def run_scale(
     scale: int,
     autocast,
     finish,
+    opt: optimizers.Optimizer | None = None,
     *,
     tiles=None,
     history: int | None = None,
-):
-    """``steps`` optimisation steps on ``x``; returns the last good image of every item.
+) -> tuple[torch.Tensor, optimizers.Optimizer]:
+    """``steps`` optimisation steps on ``x``; returns the last good image of every item and the
+    optimiser, whose state the next scale takes over (``opt``: the optimiser to step with, the
+    previous scale's as ``Optimizer.carried`` made it for this one; None: a fresh one).
 
     An objective without content targets takes them from the first forward pass:
     only valid when ``x`` is the content image (see ``targets.build_objective``).
@@ -132,10 +135,10 @@ def run_scale(
     ``history``: L-BFGS's pairs (``optimizers.make``).
     """
     recipe = run.recipe
-    if history is None:
-        opt = optimizers.make(recipe.optimizer, recipe.lr)
-    else:
-        opt = optimizers.make(recipe.optimizer, recipe.lr, history=history)
+    if opt is None:
+        # history: a print's bounded L-BFGS pairs (tiles.lbfgs_history); a carried optimiser keeps its own.
+        extra = {} if history is None else {"history": history}
+        opt = optimizers.make(recipe.optimizer, recipe.lr, **extra)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(tiles is None)
     terms = run.terms
@@ -187,4 +190,4 @@ def run_scale(
         else:
             run.maybe_preview(x, finish)
     # Diverged items go back to their last good image; cancelled ones keep where they got to.
-    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach())
+    return torch.where(run.diverged.view(-1, 1, 1, 1), last_good, x.detach()), opt

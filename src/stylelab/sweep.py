@@ -81,10 +81,12 @@ def sweep_batches(todo: Sequence[RunSpec], max_batch: int, executor: Executor | 
 
 
 def plan_batches(specs: Sequence[RunSpec], limit: Callable[[RunSpec], int] | int = 1) -> list[Batch]:
-    """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch."""
-    groups: dict[tuple[str, str], list[RunSpec]] = {}
+    """Group runs with the same content and recipe (kept in plan order), at most ``limit`` per batch.
+    Region layouts go with layouts of as many style sets (the engine batches only style sets of one shape)."""
+    groups: dict[tuple[str, str, int], list[RunSpec]] = {}
     for spec in specs:
-        groups.setdefault((spec.content, spec.recipe.to_toml()), []).append(spec)
+        sets = len(spec.style_images) if spec.regions is not None else 0
+        groups.setdefault((spec.content, spec.recipe.to_toml(), sets), []).append(spec)
     batches = []
     for runs in groups.values():
         n = limit(runs[0]) if callable(limit) else limit
@@ -108,15 +110,15 @@ def execute_batch(
 ) -> list[RunRecord]:
     """Run one batch and return its runs as records; what an executor's worker calls.
 
-    ``measure`` adds stylelab's content and style distance of each result
-    (metrics.py), so runs can be compared whatever their recipes. ``inputs`` maps
+    ``measure`` adds stylelab's content distance and style distance under every
+    style loss of each result (metrics.py; regions each by its own style), so runs
+    can be compared whatever their recipes and losses. ``inputs`` maps
     the batch's image paths to their bytes, for a worker that cannot read the
     driver's files; the records still name the paths. ``engines``: the worker's
     engines, kept across batches (the network is built once). A batch that
     cannot run comes back as records of status ``error`` with the reason.
     """
     from .engines import EngineCache
-    from .task import Task
 
     def source(path: str):
         return inputs.get(path, path) if inputs else path
@@ -125,7 +127,7 @@ def execute_batch(
     recorders = [RunRecorder(_task_record(spec, inputs)) for spec in batch.runs]
     sinks = [for_item(rec, i) for i, rec in enumerate(recorders)]
     init = inputs.get(batch.recipe.init) if inputs else None  # an init image given as a path
-    tasks = [Task.of(source(batch.content), [source(spec.style)], init=init, label=spec.name) for spec in batch.runs]
+    tasks = [spec.task(source, init=init, label=spec.name) for spec in batch.runs]
     try:
         engine = engines.get(batch.recipe)
         engine.run(engine.prepare(tasks, batch.recipe), [*sinks, *callbacks], stop)
@@ -145,10 +147,10 @@ def execute_batch(
             seconds_per_step=round(record.elapsed / steps, 5) if record.elapsed is not None else None,
         )
         if measure and record.image is not None and record.status in ("done", "diverged"):
-            from .metrics import distances
+            from .metrics import task_distances
 
-            d = distances(record.image, source(spec.content), [source(spec.style)], size=batch.recipe.size)
-            record.extra["distances"] = {"content": round(d.content, 5), "style": round(d.style, 5)}
+            # Under every style loss, so a sweep over style_loss can be read by each; regions by their own styles.
+            record.extra["distances"] = task_distances(record.image, spec.task(source), size=batch.recipe.size).record()
         records.append(record)
     return records
 
@@ -164,11 +166,11 @@ def _task_record(spec: RunSpec, inputs: dict[str, bytes] | None) -> dict:
             return {"name": path, "sha256": hashlib.sha256(inputs[path]).hexdigest()}
         return describe(path)
 
-    return {"content": entry(spec.content), "styles": [{"images": [entry(spec.style)]}]}
+    return spec.task().to_dict(entry)
 
 
 def _error_record(spec: RunSpec, batch: Batch, why: str) -> RunRecord:
-    return RunRecord(batch.recipe, spec.content, [spec.style], "error", why.splitlines()[0] if why else "error")
+    return RunRecord(batch.recipe, spec.content, spec.style_images, "error", why.splitlines()[0] if why else "error")
 
 
 # deliver(spec, record, *, written=False): ``written`` when the executor's worker already wrote
@@ -290,7 +292,7 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
     image decodes and suits its recipe (sizes for the network; memory, when the batches run here),
     every run folder it will write is new or its own, and so is the experiment file."""
     from . import folders, memory
-    from .plan import check_network_sizes
+    from .plan import check_network_sizes, decode_sets
 
     folders.check_output_file(folder / "experiment.toml", is_experiment_file, option="the experiment file")
     decoded: dict[str, object] = {}
@@ -302,17 +304,20 @@ def check_sweep(folder: Path, batches: Sequence[Batch], *, local: bool = True) -
 
     for batch in batches:
         content = image(batch.content, "content")
-        styles = [image(spec.style, "style") for spec in batch.runs]
+        styles = [image(path, "style") for spec in batch.runs for path in spec.style_images]
         if batch.recipe.init not in INITS:
             image(batch.recipe.init, "start image")
+        for spec in batch.runs:
+            if spec.regions is not None:  # masks: decoded, counted and fitted to the content, as the run will
+                decode_sets(spec.task(), content, f" of region layout {spec.regions.name}")
         # VGG's limits (sizes, memory) are the optimiser's; the fast engine checks its own when it runs.
         # A cluster's workers have their own memory (the executor sizes the batches for it).
         if batch.recipe.engine != "fast":
             check_network_sizes(content, styles, batch.recipe)
             if local:
-                memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(styles))
+                memory.check_fits(batch.recipe, content.size, [s.size for s in styles], len(batch.runs))
         for spec in batch.runs:
-            folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=(spec.content, spec.style))
+            folders.check_folder(folder / "runs" / spec.name, option="run folder", protect=tuple(spec.inputs))
 
 
 def run_sweep(

@@ -109,14 +109,33 @@ class Task:
             raise TaskError("several style sets paint regions: give each one a mask (or blend them in one set)")
 
     @classmethod
-    def of(cls, content, styles, *, weights=None, masks=None, init=None, label: str = "", background=None) -> Task:
+    def of(
+        cls,
+        content,
+        styles,
+        *,
+        weights=None,
+        masks=None,
+        init=None,
+        label: str = "",
+        background=None,
+        image_masks=None,
+    ) -> Task:
         """The common shapes: ``styles`` blended with ``weights``; or, with ``masks`` (one per style),
-        each style in its own region, plus an optional ``background`` style where no mask is white."""
+        each style in its own region, plus an optional ``background`` style where no mask is white.
+        ``image_masks``: one per style image (None for a whole image), the part of it to take the style from."""
         images = list(styles) if _is_sequence(styles) else [styles]
+        if image_masks is not None:
+            image_masks = list(image_masks) if _is_sequence(image_masks) else [image_masks]
+            if len(image_masks) != len(images):
+                raise TaskError(
+                    f"{len(image_masks)} style-image masks for {len(images)} style images (--style-masks): "
+                    "give one per style image (none for a whole one)"
+                )
         if masks is None:
             if background is not None:
                 raise TaskError("a background style goes with region masks (--masks)")
-            return cls(content, (StyleSet(tuple(images), weights),), init, label)
+            return cls(content, (StyleSet(tuple(images), weights, image_masks=image_masks),), init, label)
         masks = list(masks) if _is_sequence(masks) else [masks]
         if weights is not None:
             raise TaskError("blend weights and region masks do not go together: each region has its own style")
@@ -124,7 +143,11 @@ class Task:
             masks = [LabelMask(masks[0], i) for i in range(len(images))]
         if len(masks) != len(images):
             raise TaskError(f"{len(masks)} masks for {len(images)} style images: give one mask per style")
-        sets = [StyleSet((img,), mask=mask) for img, mask in zip(images, masks)]
+        own = image_masks or [None] * len(images)
+        sets = [
+            StyleSet((img,), mask=mask, image_masks=None if m is None else (m,))
+            for img, mask, m in zip(images, masks, own)
+        ]
         if background is not None:
             sets.append(StyleSet((background,), mask=BACKGROUND))
         return cls(content, tuple(sets), init, label)
@@ -137,23 +160,25 @@ class Task:
     def regions(self) -> bool:
         return any(s.mask is not None for s in self.styles)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The serialised task: names, content hashes and weights (see the module's docstring)."""
-        out: dict[str, Any] = {"content": describe(self.content)}
+    def to_dict(self, recorded: Any = None) -> dict[str, Any]:
+        """The serialised task: names, content hashes and weights (see the module's docstring).
+        ``recorded``: how an input is recorded (default: ``describe``, by its file and hash)."""
+        describe_input = recorded or describe
+        out: dict[str, Any] = {"content": describe_input(self.content)}
         out["styles"] = []
         for s in self.styles:
-            entry: dict[str, Any] = {"images": [describe(img) for img in s.images]}
+            entry: dict[str, Any] = {"images": [describe_input(img) for img in s.images]}
             if s.weights is not None:
                 entry["weights"] = list(s.weights)
             if isinstance(s.mask, LabelMask):
-                entry["mask"] = {"labels": describe(s.mask.source), "index": s.mask.index}
+                entry["mask"] = {"labels": describe_input(s.mask.source), "index": s.mask.index}
             elif s.mask is not None:
-                entry["mask"] = "background" if s.mask is BACKGROUND else describe(s.mask)
+                entry["mask"] = "background" if s.mask is BACKGROUND else describe_input(s.mask)
             if s.image_masks is not None:
-                entry["image_masks"] = [describe(m) if m is not None else None for m in s.image_masks]
+                entry["image_masks"] = [describe_input(m) if m is not None else None for m in s.image_masks]
             out["styles"].append(entry)
         if self.init is not None:
-            out["init"] = describe(self.init)
+            out["init"] = describe_input(self.init)
         if self.label:
             out["label"] = self.label
         return out

@@ -177,7 +177,7 @@ def test_a_sweep_over_engine_writes_both_runs_and_the_report_shows_them(capsys, 
     assert fast.recipe.engine == "fast" and fast.info["steps"] == 0 and fast.info["precision"] == "fp32"
     assert optimise.recipe.engine == "optimise" and optimise.info["steps"] == 2
     for run in (fast, optimise):
-        assert run.status == "done" and set(run.info["distances"]) == {"content", "style"}
+        assert run.status == "done" and set(run.info["distances"]) == {"content", "style", "gram", "moments", "swd"}
     page = (exp / "report.html").read_text(encoding="utf-8")
     for run in (fast, optimise):
         assert run.name in page and f"{run.info['distances']['style']:.3g}" in page

@@ -167,3 +167,27 @@ class GrowingRun:
         result = Result(self.image, self.recipe, self.history, status, "", 0.1 * self.done, self.done, terms=self.terms)
         self.writer(Done(0, result) if status == "done" else Failed(0, self.done, status, status, result))
         return self
+
+
+@pytest.fixture(scope="session")
+def video_clips(tmp_path_factory) -> dict[str, Path]:
+    """Small real videos made by ``video.synthetic`` (a camera move over a photo), and files that are not videos."""
+    from stylelab.video.synthetic import make_clip, write_clip, write_sine
+
+    folder = tmp_path_factory.mktemp("clips")
+    paths = {
+        "clip": write_clip(folder / "clip.mp4", make_clip(4, (48, 32), seed=1), 24),
+        "long": write_clip(folder / "long.mp4", make_clip(6, (48, 32), seed=2), 24),
+        "mkv": write_clip(folder / "clip.mkv", make_clip(3, (48, 32), seed=3), 24),
+        "audio": write_sine(folder / "tone.m4a", 0.3),
+        "text": folder / "notes.mp4",
+    }
+    paths["text"].write_text("this is a text file, whatever its name says\n" * 20)
+    return paths
+
+
+def video_body(content_id: str, style_ids: list[str], video: dict | None = None, **settings) -> dict:
+    """A video job on the stand-in network: 48 px, 2 steps a frame (``create_app(standin=True)``)."""
+    body = job_body(content_id, style_ids, **({"size": 48, "steps": 2, "save_every": None} | STANDIN | settings))
+    body["settings"] = {k: v for k, v in body["settings"].items() if v is not None}
+    return body | {"video": {"frame_steps": 2} | (video or {})}

@@ -33,7 +33,7 @@ def inputs(make_client, input_images):
         ({}, {"steps": 1_000_000_000}, "steps must be between 0 and 10000"),
         ({"max_steps": 50}, {"steps": 51}, "steps must be between 0 and 50"),
         ({}, {"steps": -5}, "steps must be between 0 and 10000"),
-        ({"max_steps": 100}, {"steps": 60, "scales": 2}, "steps × scales"),
+        ({"max_steps": 100}, {"steps": 60, "scales": 2, "size": 128}, "steps × scales"),  # 91 px then 128 px
         ({}, {"size": 2048, "style_scale": 4}, "style scale"),
         ({"max_size": 256}, {"size": 128, "style_scale": 2.5}, "style scale"),
         ({}, {"device": "meta"}, "unknown device 'meta'"),

@@ -75,3 +75,10 @@ def test_a_job_running_when_the_server_is_killed_is_interrupted_on_the_next_star
     assert jobs[waiting["id"]]["state"] == "queued"  # the queue carries on after a restart
     assert json.loads((runs / ".studio" / "jobs.json").read_text())[0]["state"] == "interrupted"
     assert list((runs / f"{job['id']}.partial" / "snapshots").glob("step_*.png"))
+
+
+@pytest.mark.parametrize(("option", "value"), [("--max-video-frames", "0"), ("--max-video-mb", "-1")])
+def test_serve_refuses_bad_video_bounds_in_one_line(capsys, tmp_path, option, value):
+    assert main(["serve", "--port", "0", "--runs", str(tmp_path / "runs"), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err and not (tmp_path / "runs").exists()

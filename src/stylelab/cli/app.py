@@ -59,7 +59,7 @@ RECIPE_SECTIONS = {
         "swd_directions",
     ),
     LAYERS: ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"),
-    IMAGE: ("size", "init", "style_scale", "scales", "tile", "preserve_color", "seed"),
+    IMAGE: ("size", "init", "style_scale", "scales", "coarse_steps", "tile", "preserve_color", "seed"),
     NETWORK: ("weights", "pooling", "device", "precision"),
     OUTPUT: ("save_every",),
 }
@@ -138,6 +138,7 @@ MULTI_VALUE = {
     "--style-weights",
     "--style-blend-weights",
     "--masks",
+    "--style-masks",
     "--content-layers",
     "--style-layers",
     "--content-layer-weights",
@@ -205,6 +206,8 @@ def recipe_parameters(defaults: str | None = "default recipe") -> list[inspect.P
             annotation, metavar = Optional[list[str]], "NAME..."
         elif t.startswith("tuple[float"):
             annotation, metavar = Optional[list[float]], "X..."
+        elif t.startswith("tuple[int"):  # given as one value, N or N,N,... (the recipe splits it)
+            annotation, metavar = Optional[str], "N[,N...]"
         elif t.startswith("int"):
             annotation, metavar = Optional[int], "N"
         elif t.startswith("float"):

@@ -54,6 +54,13 @@ def run_command(
         metavar="FILE",
         rich_help_panel=PAINT,
     ),
+    style_masks: list[str] | None = typer.Option(
+        None,
+        "--style-masks",
+        help="One mask per --style image: take its style only where the mask is white (none: the whole image).",
+        metavar="FILE...",
+        rich_help_panel=PAINT,
+    ),
     output: Path | None = typer.Option(
         None,
         "--output",
@@ -122,10 +129,17 @@ def run_command(
     if from_png is not None:
         info = read_provenance(from_png)
         base = recipe and load_recipe(recipe) or info["resolved"]
-        if not (content or styles or style_blend_weights or masks or background):
-            task = info["resolved_task"]
+        previous = info["resolved_task"]
+        if not (content or styles or style_blend_weights or masks or background or style_masks):
+            task = previous
+        # What is not given again is the previous run's: its styles, blend weights, masks, background.
+        before = _as_options(previous)
         content = content or info["content"]
-        styles = styles or list(info["styles"])
+        if not styles:
+            styles, style_blend_weights = before["styles"], style_blend_weights or before["weights"]
+            style_masks = style_masks or before["style_masks"]
+        masks = masks or before["masks"]
+        background = background or (before["background"] if masks else None)
     if not content:
         raise StylelabError("give a CONTENT image (or --from a stylelab PNG)")
     if not styles:
@@ -140,6 +154,7 @@ def run_command(
             weights=style_blend_weights or None,
             masks=[str(Path(m).expanduser().resolve()) for m in masks] if masks else None,
             background=str(Path(background).expanduser().resolve()) if background else None,
+            image_masks=[_whole_or_path(m) for m in style_masks] if style_masks else None,
         )
     output = output or _default_output(content)
     if output.suffix.lower() != ".png":
@@ -196,18 +211,42 @@ def run_command(
             err.print(f"run folder: {run_dir}", highlight=False)
 
 
+def _whole_or_path(mask: str) -> str | None:
+    """A --style-masks value: ``none`` (the whole style image) or a mask file, as an absolute path."""
+    return None if mask.lower() == "none" else str(Path(mask).expanduser().resolve())
+
+
+def _as_options(task) -> dict:
+    """A recorded task as the options of `run` that make it again: styles, blend weights, masks
+    (one per style, or the one label image), background, style-image masks."""
+    from ..task import BACKGROUND, LabelMask
+
+    sets = [s for s in task.styles if s.mask is not BACKGROUND]
+    masks = None
+    if any(s.mask is not None for s in sets):
+        labels = list(dict.fromkeys(s.mask.source for s in sets if isinstance(s.mask, LabelMask)))
+        masks = labels or [s.mask for s in sets]
+    own = [m for s in sets for m in (s.image_masks or [None] * len(s.images))]
+    return {
+        "styles": [img for s in sets for img in s.images],
+        "weights": list(sets[0].weights) if len(sets) == 1 and sets[0].weights else None,
+        "masks": masks,
+        "background": next((s.images[0] for s in task.styles if s.mask is BACKGROUND), None),
+        "style_masks": ["none" if m is None else m for m in own] if any(m is not None for m in own) else None,
+    }
+
+
 def _inputs(task) -> list:
+    """The files a task reads (a run folder must not replace them)."""
     found = [task.content, *task.style_images]
-    found += [s.mask for s in task.styles if isinstance(s.mask, (str, Path))]
-    return found
+    for s in task.styles:
+        found.append(s.mask.source if hasattr(s.mask, "source") else s.mask)
+        found.extend(s.image_masks or ())
+    return [f for f in found if isinstance(f, (str, Path))]
 
 
 def plan_total(plan) -> int:
-    from ..plan import scale_sizes
-
-    if plan.recipe.engine == "fast":
-        return 0
-    return plan.recipe.steps * len(scale_sizes(plan.recipe.size, plan.recipe.scales))
+    return 0 if plan.recipe.engine == "fast" else plan.recipe.total_steps
 
 
 def describe_run(plan, engine, output: Path) -> str:
@@ -310,6 +349,12 @@ def info_command(path: Path = typer.Argument(..., help="A PNG made by stylelab, 
     for i, s in enumerate(task.styles, 1):
         weights = f"  (blend weights {', '.join(f'{w:g}' for w in s.weights)})" if s.weights else ""
         where = f"  region mask {s.mask}" if s.mask is not None else ""
+        if hasattr(s.mask, "source"):  # a colour of a label image
+            where = f"  region: colour {s.mask.index + 1} of {s.mask.source}"
+        elif s.mask is not None and not isinstance(s.mask, str):
+            where = "  region: what no mask covers"
+        if s.image_masks:
+            where += "  style-image masks " + ", ".join(str(m) if m else "none" for m in s.image_masks)
         label = "styles: " if len(task.styles) == 1 else f"style set {i}: "
         out.print(f"{label} {', '.join(map(str, s.images))}{weights}{where}", highlight=False, markup=False)
     for key in ("status", "steps", "elapsed", "device", "precision", "machine"):

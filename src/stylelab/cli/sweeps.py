@@ -300,9 +300,17 @@ def report_command(folder: Path = typer.Argument(..., help="An experiment folder
 @app.command("metrics", no_args_is_help=True)
 def metrics_command(
     image: str = typer.Argument(..., help="The image to measure (any tool's output)."),
-    content: str = typer.Option(..., "--content", "-c", help="The content image."),
-    style: list[str] = typer.Option(..., "--style", "-s", help="The style image(s)."),
+    content: str | None = typer.Option(
+        None, "--content", "-c", help="The content image (default: a stylelab PNG's own)."
+    ),
+    style: list[str] | None = typer.Option(
+        None, "--style", "-s", help="The style image(s) (default: a stylelab PNG's own, with its regions)."
+    ),
     style_weights: list[float] | None = typer.Option(None, "--style-weights", help="Blend weights of the styles."),
+    masks: list[str] | None = typer.Option(
+        None, "--masks", help="Regions: one mask per --style, or one colour-label image; each measured by its style."
+    ),
+    background: str | None = typer.Option(None, "--background", help="Regions: the style of what no mask covers."),
     size: int | None = typer.Option(
         None,
         "--size",
@@ -310,16 +318,29 @@ def metrics_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
-    """Content and style distance of IMAGE, by stylelab's own yardstick (metrics.py)."""
-    from ..metrics import DEFAULT_SIZE, distances
+    """Content distance of IMAGE and its style distance under each style loss (gram, moments, swd), by
+    stylelab's own yardstick (metrics.py); regions each by their own style."""
+    from ..metrics import DEFAULT_SIZE, task_distances
     from ..records import is_stylelab_png, read_provenance
+    from ..task import Task
 
-    if style_weights and len(style_weights) != len(style):
+    info = read_provenance(image) if is_stylelab_png(image) else None
+    if style_weights and style and len(style_weights) != len(style):
         raise StylelabError(f"--style-weights has {len(style_weights)} values for {len(style)} styles")
+    if info is not None and not (style or masks or background or style_weights):
+        task = info["resolved_task"]  # the run's own inputs: its blend weights and regions too
+        task = Task(content, task.styles) if content else task
+    else:
+        content = content or (info["content"] if info is not None else None)
+        if not content or not style:
+            raise StylelabError("give --content and --style (or measure a stylelab PNG, which names its own)")
+        weights = list(style_weights) if style_weights and len(style) > 1 else None
+        task = Task.of(content, list(style), weights=weights, masks=masks or None, background=background)
     if size is None:
-        size = read_provenance(image)["resolved"].size if is_stylelab_png(image) else DEFAULT_SIZE
-    d = distances(image, content, style, style_weights or None, size=size)
+        size = info["resolved"].size if info is not None else DEFAULT_SIZE
+    d = task_distances(image, task, size=size)
     if as_json:
         out.print_json(json.dumps(d.as_dict()))
     else:
-        out.print(f"content distance {d.content:.4f}  style distance {d.style:.4f}", highlight=False)
+        by_loss = "  ".join(f"{kind} {v:.4f}" for kind, v in d.by_loss.items())
+        out.print(f"content distance {d.content:.4f}  style distance {d.style:.4f}  ({by_loss})", highlight=False)

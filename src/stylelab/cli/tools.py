@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import StylelabError
 from ..web.limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS
+from ..web.video_uploads import DEFAULT_MAX_VIDEO_FRAMES
 from .app import app, err, out
 
 
@@ -28,6 +29,12 @@ def serve_command(
     max_size: int = typer.Option(DEFAULT_MAX_SIZE, "--max-size", help="Largest size a job may ask for, in pixels."),
     max_steps: int = typer.Option(DEFAULT_MAX_STEPS, "--max-steps", help="Most steps a job may ask for (× scales)."),
     max_queue: int = typer.Option(DEFAULT_MAX_QUEUE, "--max-queue", help="Most jobs waiting; more get HTTP 429."),
+    max_video_mb: float | None = typer.Option(
+        None, "--max-video-mb", help="Largest video upload accepted, in MB (default: --max-upload-mb)."
+    ),
+    max_video_frames: int = typer.Option(
+        DEFAULT_MAX_VIDEO_FRAMES, "--max-video-frames", help="Most frames a video upload may hold."
+    ),
 ):
     """Start the studio: a local web app to run, watch and compare style transfers."""
     from ..web.server import serve
@@ -44,6 +51,8 @@ def serve_command(
         max_size=max_size,
         max_steps=max_steps,
         max_queue=max_queue,
+        max_video_mb=max_video_mb,
+        max_video_frames=max_video_frames,
         announce=announce,
     )
 

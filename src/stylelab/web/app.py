@@ -31,8 +31,14 @@ from .job import FINISHED
 from .job_form import FormErrors, JobIn, check_job
 from .jobs import Hub, JobQueue
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits, QueueFull
-from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, confined, inside
+from .preview import PREVIEW_MAX, PREVIEW_SIZE, FastUnavailable, PreviewBusy, Previewer, Superseded, preview_routes
+from .regions import label_colours
+from .security import BodyLimit, SecurityHeaders, TokenGate, UnsafePath, check_state_folders, confined
 from .uploads import UploadError, UploadStore, UploadTooLarge
+from .video_form import video_defaults
+from .video_gallery import inputs as video_inputs
+from .video_jobs import latest_frame
+from .video_uploads import DEFAULT_MAX_VIDEO_FRAMES, check_video_limits
 
 STATIC = Path(__file__).parent / "static"
 JSON_LIMIT = 1_000_000
@@ -42,7 +48,10 @@ MULTIPART_OVERHEAD = 64 * 1024
 WEIGHT_SOURCES = ("caffe", "torchvision")
 # The settings the studio's form shows first; the rest sit under "more settings".
 # The HTTP status of each refusal that is not a plain 400: first match wins.
-ERROR_STATUS = ((UnsafePath, 404), (RunNotFound, 404), (UploadTooLarge, 413), (QueueFull, 429))
+ERROR_STATUS = (
+    (UnsafePath, 404), (RunNotFound, 404), (UploadTooLarge, 413), (QueueFull, 429), (PreviewBusy, 429),
+    (Superseded, 409), (FastUnavailable, 503),
+)  # fmt: skip
 MAIN_FIELDS = (
     "size steps optimizer lr content_weight style_weight tv_weight init preserve_color scales save_every seed"
 ).split()
@@ -76,18 +85,6 @@ def field_schema(limits: Limits | None = None, weight_sources: tuple[str, ...] =
     return sorted(out, key=lambda d: MAIN_FIELDS.index(d["name"]) if d["main"] else len(MAIN_FIELDS))
 
 
-def check_state_folders(root: Path) -> None:
-    """Refuse a runs folder whose ``.studio`` (or its uploads) is a link leading elsewhere: the studio writes there."""
-    for rel in (".studio", ".studio/uploads"):
-        try:
-            inside(root, root / rel, hidden=True)
-        except UnsafePath:
-            raise StylelabError(
-                f"{root / rel} is a link leading outside the runs folder; the studio keeps its uploads and queue"
-                " there: remove the link"
-            ) from None
-
-
 def create_app(
     runs: str | Path = "runs",
     *,
@@ -98,23 +95,37 @@ def create_app(
     max_steps: int = DEFAULT_MAX_STEPS,
     max_queue: int = DEFAULT_MAX_QUEUE,
     standin: bool = False,
+    max_video_mb: float | None = None,
+    max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
 ) -> FastAPI:
     """The studio app serving ``runs``. ``worker=False`` queues jobs without running them (tests).
 
     ``max_size``, ``max_steps`` and ``max_queue`` bound what one job may ask for
     and how many may wait (``limits.Limits``); values out of range raise StylelabError.
+    ``max_upload_mb`` bounds an image upload, ``max_video_mb`` (default: the same) and ``max_video_frames``
+    a video.
     ``standin`` offers the stand-in network (``weights = "standin"``, features.py) for
     tests: no VGG, milliseconds a step; ``stylelab serve`` never sets it.
+    Instant previews (``POST /api/preview``, preview.py) are painted by one fast engine for the
+    app, outside the job queue, at most ``PREVIEW_MAX`` px (or ``max_size``, where smaller).
     """
     weight_sources = (*WEIGHT_SOURCES, STANDIN) if standin else WEIGHT_SOURCES
     limits = Limits(max_size, max_steps, max_queue)
+    max_video_mb = max_upload_mb if max_video_mb is None else max_video_mb
+    check_video_limits(max_video_mb, max_video_frames)
     root = Path(runs).resolve()
     root.mkdir(parents=True, exist_ok=True)
     check_state_folders(root)
     max_upload = int(max_upload_mb * 1_000_000)
     hub = Hub()
-    uploads = UploadStore(root / ".studio" / "uploads", max_bytes=max_upload, root=root)
-    gallery = Gallery(root, live_titles=lambda: queue.running_labels())
+    uploads = UploadStore(
+        root / ".studio" / "uploads",
+        max_bytes=max_upload,
+        root=root,
+        max_video_bytes=int(max_video_mb * 1_000_000),
+        max_video_frames=max_video_frames,
+    )
+    gallery = Gallery(root, live_titles=lambda: queue.running_labels(), name_of=uploads.name_of)
     queue = JobQueue(
         root, uploads, hub, on_finished=lambda job: gallery.invalidate(), max_queue=max_queue, check=limits.check
     )
@@ -130,10 +141,12 @@ def create_app(
     app = FastAPI(title="stylelab studio", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.queue, app.state.gallery, app.state.hub, app.state.uploads = queue, gallery, hub, uploads
     app.state.runs, app.state.limits = root, limits
+    previewer = app.state.previewer = Previewer()
+    preview_most = min(PREVIEW_MAX, limits.max_size)
 
     def body_limit(path: str) -> tuple[int, str]:
         if path == "/api/uploads":
-            return max_upload + MULTIPART_OVERHEAD, uploads.too_large_message()
+            return uploads.most_bytes + MULTIPART_OVERHEAD, uploads.too_large_message()
         return JSON_LIMIT, f"the request is larger than {JSON_LIMIT / 1e6:g} MB"
 
     app.add_middleware(BodyLimit, limit_for=body_limit)
@@ -167,17 +180,22 @@ def create_app(
             "version": __version__,
             "runs": str(root),
             "max_upload_mb": max_upload_mb,
+            "max_video_mb": max_video_mb,
+            "video": video_defaults(max_video_frames),
             "limits": limits.public(),
             "fields": field_schema(limits, weight_sources),
             "recipes": [preset_summary(n) for n in preset_names()],
             "engine": {"builds": queue.engines.builds},
+            "fast_available": (reason := previewer.reason()) is None,
+            "fast_reason": reason,
+            "preview": {"size": min(PREVIEW_SIZE, preview_most), "max": preview_most},
         }
 
     # ------------------------------------------------------------ uploads
 
     @app.post("/api/uploads")
     async def upload(request: Request, name: str | None = None):
-        """An image, as the raw request body (``?name=``) or as the ``file`` field of a form."""
+        """An image or a video, as the raw request body (``?name=``) or as the ``file`` field of a form."""
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await request.form(max_files=1, max_fields=2)
             part = form.get("file")
@@ -192,6 +210,13 @@ def create_app(
     def uploaded(upload_id: str):
         return FileResponse(uploads.path(upload_id))
 
+    @app.get("/api/uploads/{upload_id}/labels")
+    def upload_labels(upload_id: str):
+        """The colours of a colour-label image, in the order they go to the styles (regions.py)."""
+        return {"colours": label_colours(uploads.path(upload_id))}
+
+    app.include_router(preview_routes(previewer, uploads, preview_most))  # POST /api/preview, outside the queue
+
     # ------------------------------------------------------------ jobs
 
     @app.post("/api/jobs", status_code=201)
@@ -205,6 +230,10 @@ def create_app(
             body.start,
             checked.weights,
             checked.masks,
+            kind=checked.kind,
+            video=checked.video,
+            labels=checked.labels,
+            image_masks=checked.image_masks,
         )
         return queue.public(job)
 
@@ -238,12 +267,18 @@ def create_app(
     def again(job_id: str):
         """Queue a finished job once more, with the same settings and uploads."""
         old = _job(job_id)
-        for upload_id in [old.content, *old.styles, *(old.masks or []), *([old.start] if old.start else [])]:
+        kept = [*(old.masks or []), *(old.image_masks or []), old.labels, old.start]
+        for upload_id in [old.content, *old.styles, *kept]:
             if upload_id is not None:
                 uploads.meta(upload_id)  # still there?
         recipe = recipe_from_dict(old.recipe, f"job {old.id}")
         limits.check(recipe)  # it may come from a server with other bounds
-        job = queue.submit(recipe, old.content, old.styles, old.names, old.start, old.weights, old.masks)
+        # A video job that stopped goes on in its run folder, from the first frame not saved.
+        folder = (old.folder or old.id) if old.kind == "video" and old.state != "done" else None
+        job = queue.submit(
+            recipe, old.content, old.styles, old.names, old.start, old.weights, old.masks,
+            kind=old.kind, video=old.video, folder=folder, labels=old.labels, image_masks=old.image_masks,
+        )  # fmt: skip
         return queue.public(job)
 
     @app.get("/api/jobs/{job_id}/live.png")
@@ -253,7 +288,10 @@ def create_app(
         picture = job.snapshot
         if picture is not None:
             return Response(picture, media_type="image/png", headers={"Cache-Control": "no-store"})
-        if job.run is not None:
+        if job.kind == "video":  # its newest frame saved (confined, as every read of the runs folder)
+            if (frame := latest_frame(root, job)) is not None:
+                return FileResponse(frame, headers={"Cache-Control": "no-store"})
+        elif job.run is not None:
             try:
                 result = confined(root, f"{job.run}/result.png")  # a link in the run folder may lead anywhere
             except UnsafePath:
@@ -267,7 +305,7 @@ def create_app(
 
     @app.get("/api/events")
     async def events(request: Request):
-        """Server-sent events: job (state changed), step, snapshot, resync."""
+        """Server-sent events: job (state changed), step, snapshot, frame (a video job saved one), resync."""
         q = hub.subscribe()
 
         async def stream():
@@ -301,6 +339,10 @@ def create_app(
     @app.post("/api/reuse/{key:path}")
     def reuse_inputs(key: str):
         """The inputs kept in a run folder, stored as uploads again for "run again with changes"."""
+        if (video := gallery.video(key)) is not None:  # its clip and styles are uploads still
+            kept = video_inputs(video, uploads.name_of)
+            return {"inputs": [{"role": i["role"], "number": i["number"]} | uploads.public(uploads.meta(i["upload"]))
+                               for i in kept]}  # fmt: skip
         run = gallery.run(key)
         kept = gallery.inputs(run)
         return {"inputs": [{"role": role, "number": n} | uploads.add_file(path, name) for role, n, path, name in kept]}
@@ -311,12 +353,14 @@ def create_app(
         return FileResponse(gallery.running_image(key), headers={"Cache-Control": "no-store"})
 
     @app.get("/api/thumb/{key:path}")
-    def thumb(key: str):
-        return Response(gallery.thumbnail(key), media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
+    def thumb(key: str, frame: int | None = Query(None, ge=1, le=10_000_000)):
+        """A run's result, small; of a video run, frame ``frame`` (default: its first, the poster)."""
+        picture = gallery.thumbnail(key, frame)
+        return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "max-age=60"})
 
     @app.get("/api/zip/{key:path}")
     def zip_run(key: str):
-        run = gallery.run(key)
+        run = gallery.video(key) or gallery.run(key)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, path in gallery.files(run):

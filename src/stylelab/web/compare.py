@@ -3,7 +3,8 @@
 A difference is a setting (``Recipe.diff``) or an input (``labels.input_rows``:
 content, style images, blend weights, masks, start image, told apart by their
 content hashes). Steps show what each run did where it stopped short of what
-it asked for (a cancelled run: "37 of 400").
+it asked for (a cancelled run: "37 of 400"). The distances a sweep measured (run.json's
+``distances``: content, and style under each style loss) are compared too, lowest marked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .. import images
 from ..errors import StylelabError
 from ..recipes import FIELDS
 from ..runs import Run
+from .distances import distance_rows, distances
 from .gallery import Gallery, RunNotFound, painted, thin
 from .labels import human, input_rows, labels, shown_value
 
@@ -22,7 +24,7 @@ MAX_COMPARE = 12
 
 def steps_shown(run: Run) -> str:
     """A run's steps: the recipe's, or "done of asked" where the run stopped early."""
-    asked = run.recipe.steps * run.recipe.scales
+    asked = run.recipe.total_steps  # every scale's steps, coarse_steps included
     done = run.info.get("steps")
     if not isinstance(done, int) or done == asked:
         return shown_value(run.recipe.steps)
@@ -73,6 +75,7 @@ def compare(gallery: Gallery, keys: list[str]) -> dict:
         ],
         "fields": rows,
         "differs": [f["name"] for f in rows if f["differs"]],
+        "distances": distance_rows(chosen),
     }
 
 
@@ -89,7 +92,8 @@ def compare_picture(gallery: Gallery, keys: list[str]) -> Image.Image:
             continue
         pictures.append(images.load_rgb(result)[0])
         named = [f"{r['name'] if r['input'] else human(r['name'])}: {r['shown'][i]}" for r in rows][:4]
-        captions.append("\n".join([title, *named]))
+        measured = " · ".join(f"{d['key']} {d['value']:.3g}" for d in distances(run.info))
+        captions.append("\n".join([title, *named, *([measured] if measured else [])]))
     if not pictures:
         raise RunNotFound("none of these runs has a result image")
     return figure_to_image(grid_picture([("", pictures)], captions))

@@ -2,7 +2,8 @@
 
 Runs made by the studio, by ``stylelab run --run-dir`` and by sweeps (run
 folders inside experiment folders) are found the same way, and so are runs still being written
-(``.partial`` folders, read through ``live_runs``), listed as running. Keys in
+(``.partial`` folders, read through ``live_runs``), listed as running, and video run
+folders (``video_gallery``: written in place, painted or being painted). Keys in
 URLs are run folders' paths relative to the runs folder, and every key goes
 through ``security.confined`` (``confined_partial`` for an unfinished run)
 before use. Every file of a run is read or listed only
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,13 +27,18 @@ from urllib.parse import quote
 from .. import images
 from ..errors import StylelabError
 from ..runs import PARTIAL, Run, is_complete, load_run, read_metrics
-from . import live_runs
+from . import live_runs, video_gallery
+from .distances import distances
 from .labels import Painted, labels, recorded_inputs
 from .live_runs import Unfinished
 from .security import UnsafePath, confined, inside, readable, relative_key
+from .video_gallery import VideoRun
 
 THUMB_SIZE = 360
-INPUT_ROLES = ("content", "style", "mask", "start")  # kept in inputs/ as content.jpg, style_1.png, mask_1.png...
+# Kept in inputs/ as content.jpg, style_1.png, mask_1.png, labels.png, style_mask_1.png, start.png.
+INPUT_ROLES = ("content", "style", "mask", "labels", "style_mask", "start")
+INPUT_NAME = re.compile(r"(content|start|labels|style_mask|style|mask)(?:_(\d+))?")
+NUMBERED = {"style": "styles", "mask": "masks", "style_mask": "image_masks"}  # their names in studio.names
 
 
 class RunNotFound(StylelabError):
@@ -71,18 +78,27 @@ def painted(run: Run) -> Painted:
     weights = [w for s in task.get("styles") or [] if isinstance(s, dict) for w in s.get("weights") or []]
     masks = tuple(name for name, _ in inputs["masks"]) or None
     start = inputs["start"][0][0] if inputs["start"] else None
-    return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start)
+    extra = {"parts": "style masks " + " ".join(n for n, _ in inputs["parts"])} if inputs["parts"] else {}
+    return Painted(content, styles, run.recipe.to_dict(), tuple(weights) or None, masks, start, extra)
 
 
 class Gallery:
     """Run folders under ``root``, listed from a cache at most ``ttl`` seconds old."""
 
-    def __init__(self, root: Path, ttl: float = 2.0, live_titles: Callable[[], dict[str, str]] | None = None):
-        """``live_titles``: labels of the unfinished folders someone knows better (the studio's running jobs)."""
+    def __init__(
+        self,
+        root: Path,
+        ttl: float = 2.0,
+        live_titles: Callable[[], dict[str, str]] | None = None,
+        name_of: Callable[[str], str | None] | None = None,
+    ):
+        """``live_titles``: labels of the unfinished folders someone knows better (the studio's running jobs);
+        ``name_of``: the name an input file was uploaded under, where it is an upload (a video run's inputs)."""
         self.root = Path(root).resolve()  # once: summaries compare folders against it
         self.ttl = ttl
         self.live_titles = live_titles or dict
-        self._cache: tuple[float, list[Run], list[Unfinished], dict[str, str]] | None = None
+        self.name_of = name_of or (lambda path: None)
+        self._cache: tuple[float, list[Run], list[Unfinished], dict[str, str], list[VideoRun]] | None = None
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
@@ -93,10 +109,17 @@ class Gallery:
         # fifty requests walking the same folders at once.
         with self._lock:
             if self._cache is None or time.monotonic() - self._cache[0] > self.ttl:
-                found, unfinished = self._find()
-                titles = dict(zip((self.key(r) for r in found), labels([painted(r) for r in found])))
-                self._cache = (time.monotonic(), found, unfinished, titles)
-            return self._cache[1:]
+                found, unfinished, videos = self._find()
+                painted_all = [painted(r) for r in found] + [video_gallery.painted(v, self.name_of) for v in videos]
+                keys = [self.key(r) for r in found] + [v.key for v in videos]
+                titles = dict(zip(keys, labels(painted_all)))
+                self._cache = (time.monotonic(), found, unfinished, titles, videos)
+            return self._cache[1:4]
+
+    def videos(self) -> list[VideoRun]:
+        """Every video run folder (video_gallery), finished or being painted."""
+        self._scan()
+        return self._cache[4]
 
     def all_runs(self) -> list[Run]:
         """Every complete run folder, oldest first."""
@@ -111,17 +134,23 @@ class Gallery:
         titles = self._scan()[2]
         return titles.get(self.key(run)) or labels([painted(run)])[0]
 
-    def _find(self) -> tuple[list[Run], list[Unfinished]]:
-        """Every complete run folder under the root (any depth), oldest first, and the unfinished ones.
+    def _find(self) -> tuple[list[Run], list[Unfinished], list[VideoRun]]:
+        """Every complete run folder under the root (any depth), oldest first, the unfinished ones, and
+        the video run folders (not entered: nothing but their own files is in them).
 
         ``runs.find_runs`` with confinement: linked folders are not entered
         (``os.walk`` does not follow them), hidden folders are skipped,
         ``.partial`` folders are read (``live_runs``) but not entered, and each
         run's files are checked before they are read.
         """
-        found, unfinished = [], []
+        found, unfinished, videos = [], [], []
         for dirpath, dirnames, filenames in os.walk(self.root):
             folder = Path(dirpath)
+            if "video.json" in filenames and folder != self.root:
+                if (video := video_gallery.load_video_run(self.root, folder)) is not None:
+                    videos.append(video)
+                    dirnames[:] = []
+                    continue
             for d in dirnames:
                 if d.endswith(PARTIAL) and not d.startswith(".") and not (folder / d).is_symlink():
                     if (run := live_runs.load_unfinished(self.root, folder / d)) is not None:
@@ -135,7 +164,7 @@ class Gallery:
                 continue  # a folder that is not ours, or damaged: skip rather than fail the listing
             if run is not None:
                 found.append(run)
-        return sorted(found, key=lambda r: r.info.get("finished", 0)), unfinished
+        return sorted(found, key=lambda r: r.info.get("finished", 0)), unfinished, videos
 
     def _load(self, folder: Path) -> Run | None:
         """The run in ``folder``, or None where the folder, its run.json or its recipe.toml leads outside."""
@@ -226,7 +255,7 @@ class Gallery:
             "message": info.get("message", ""),
             "finished": info.get("finished"),
             "steps": info.get("steps"),
-            "total": run.recipe.steps * run.recipe.scales,
+            "total": run.recipe.total_steps,
             "elapsed": info.get("elapsed"),
             "losses": info.get("losses") or {},
             "recipe": run.recipe.name,
@@ -236,6 +265,7 @@ class Gallery:
             "result": file_url(key, "result.png") if has_result else None,
             "thumb": "/api/thumb/" + quote(key) if has_result else None,
             "process": file_url(key, "process.png") if self.file(run, "process.png") else None,
+            "distances": distances(info),
         }
 
     def listing(self) -> dict:
@@ -246,7 +276,12 @@ class Gallery:
         for r in running:
             if known.get(r["key"]):
                 r["title"], r["studio"] = known[r["key"]], True
-        listed = sorted(running, key=lambda r: -r["updated"]) + [self.summary(r) for r in reversed(runs)]
+        finished = [self.summary(r) for r in runs]
+        for v in self.videos():
+            card = self.video_summary(v, known)
+            (running if card["running"] else finished).append(card)
+        finished.sort(key=lambda r: -(r["finished"] or 0))
+        listed = sorted(running, key=lambda r: -r["updated"]) + finished
         experiments = {}
         for r in listed:
             exp = r["experiment"]
@@ -280,19 +315,21 @@ class Gallery:
     def inputs(self, run: Run) -> list[tuple[str, int, Path, str]]:
         """The inputs kept in a run's ``inputs/`` folder as (role, number, path, name shown), content first.
 
-        ``number`` counts styles and their masks from 1 (0 for the content and the start image).
+        ``number`` counts styles and their masks from 1 (0 for the content, the label image and the start image).
         The name shown is the one the file had when uploaded, where the studio recorded it.
         The path is the resolved one, to read; files linked outside the runs folder are left out.
         """
         names = (run.info.get("studio") or {}).get("names") or {}
         found = []
         for path, resolved in self._listed(run.folder / "inputs"):
-            role, _, number = path.stem.partition("_")
-            if role not in INPUT_ROLES:
+            if (match := INPUT_NAME.fullmatch(path.stem)) is None:
                 continue
-            index = int(number) if number.isdigit() else 0
-            if role in ("style", "mask"):
-                listed = names.get(f"{role}s") or []
+            role, number = match.groups()
+            if (role in NUMBERED) != (number is not None):
+                continue  # style.png, labels_2.png: not a name the studio keeps
+            index = int(number) if number else 0
+            if role in NUMBERED:
+                listed = names.get(NUMBERED[role]) or []
                 name = listed[index - 1] if 0 < index <= len(listed) else None
             else:
                 name = names.get(role)
@@ -303,6 +340,9 @@ class Gallery:
         """One run's page: a finished run, or one still being written (a ``.partial`` key)."""
         if key.endswith(PARTIAL):
             return self.running_detail(key)
+        if (video := self.video(key)) is not None:
+            inputs = video_gallery.inputs(video, self.name_of)
+            return video_gallery.detail(self.root, video, self.video_summary(video), inputs)
         run = self.run(key)
         key = self.key(run)
         out = self.summary(run)
@@ -354,8 +394,31 @@ class Gallery:
             raise RunNotFound("no snapshot yet")
         return snapshot[1]
 
-    def thumbnail(self, key: str) -> bytes:
-        result = self.file(self.run(key), "result.png")
+    def thumbnail(self, key: str, frame: int | None = None) -> bytes:
+        """A run's result, small; of a video run, its frame ``frame`` (default: the first, its poster)."""
+        if (video := self.video(key)) is not None:
+            result = video_gallery.frame_file(self.root, video, frame)
+        else:
+            result = self.file(self.run(key), "result.png")
         if result is None:
-            raise RunNotFound(f"run {key!r} has no result image")
+            raise RunNotFound(f"run {key!r} has no {'such frame' if frame else 'result image'}")
         return _thumbnail(str(result), result.stat().st_mtime_ns, THUMB_SIZE)
+
+    # ------------------------------------------------------------ video runs
+
+    def video(self, key: str) -> VideoRun | None:
+        """The video run folder under ``key``, or None (keys outside the runs folder are None too)."""
+        try:
+            folder = confined(self.root, key)
+        except UnsafePath:
+            return None
+        if not (folder / "video.json").is_file():
+            return None
+        return video_gallery.load_video_run(self.root, folder)
+
+    def video_summary(self, video: VideoRun, known: dict[str, str] | None = None) -> dict:
+        """A video run's card; ``known``: the labels of the folders the studio's jobs are painting now."""
+        known = self.live_titles() if known is None else known
+        title = known.get(video.key) or self._scan()[2].get(video.key) or video.name
+        studio = video.key in known or bool(video_gallery.inputs(video, self.name_of))
+        return video_gallery.summary(self.root, video, title, self.experiment(video.folder), video.key in known, studio)

@@ -11,7 +11,9 @@ state lives in ``<runs>/.studio/jobs.json``, rewritten atomically at every
 change of state: after a crash, a job found ``running`` there is marked
 ``interrupted`` and queued jobs carry on. At most ``max_queue`` jobs wait
 (``QueueFull`` beyond that) and at most ``KEEP_JOBS`` finished ones are
-remembered, so each rewrite is bounded work.
+remembered, so each rewrite is bounded work. A video job (its content a video upload) paints
+its clip into a video run folder instead (video_jobs.py); run again after it stopped, it goes
+on in the same folder from the first frame not saved.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from ..errors import StylelabError
 from ..events import Preview, Snapshot, Started, Step
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
-from ..task import Task
 from .gallery import thin
-from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id
+from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id, recorded_task
 from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
 from .uploads import UploadStore
+from .video_jobs import run_video_job, saved_frames, stopped_message
 
 __all__ = ["Hub", "Job", "JobQueue", "job_task"]
 
@@ -107,7 +109,13 @@ class JobQueue:
                 continue
             if job.run is not None and not JOB_ID.fullmatch(str(job.run)):
                 job.run = None  # only ever a studio run folder, named by its job
-            if job.state == "running":
+            if job.folder is not None and not JOB_ID.fullmatch(str(job.folder)):
+                job.folder = None
+            if job.state == "running" and job.kind == "video":
+                job.state, job.finished, job.clip_eta, changed = "interrupted", time.time(), None, True
+                job.frame, job.frames = saved_frames(self.runs, job)
+                job.message = "the server stopped while this job ran; " + stopped_message(job.frame, job.frames)
+            elif job.state == "running":
                 job.state, job.finished, changed = "interrupted", time.time(), True
                 job.message = "the server stopped while this job ran; “Run again” in the queue starts it afresh"
                 partial = self.runs / f"{job.id}.partial"
@@ -130,7 +138,11 @@ class JobQueue:
     def running_labels(self) -> dict[str, str]:
         """The labels of the jobs running now, by the key of the run folder each is writing."""
         with self._lock:
-            return {f"{j.id}.partial": self.labels.get(j.id, "") for j in self.jobs.values() if j.state == "running"}
+            return {
+                (j.folder or j.id) if j.kind == "video" else f"{j.id}.partial": self.labels.get(j.id, "")
+                for j in self.jobs.values()
+                if j.state == "running"
+            }
 
     def public(self, job: Job, history: bool = False) -> dict:
         """``job.public`` with its label among the queue's jobs."""
@@ -176,8 +188,18 @@ class JobQueue:
         start: str | None = None,
         weights: list[float] | None = None,
         masks: list[str | None] | None = None,
+        *,
+        kind: str = "image",
+        video: dict | None = None,
+        folder: str | None = None,
+        labels: str | None = None,
+        image_masks: list[str | None] | None = None,
     ) -> Job:
-        """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None).
+        """Queue a run; the inputs are upload ids already checked by the caller (``masks``: one per style or None;
+        ``labels``: a colour-label image instead; ``image_masks``: one per style or None, the part of each painting).
+
+        ``kind = "video"``: ``content`` is a video, painted with the clip settings ``video`` into the
+        video run folder ``folder`` (default: one named by the job; an earlier job's to go on there).
 
         Raises:
             QueueFull: ``max_queue`` jobs are waiting already.
@@ -192,6 +214,11 @@ class JobQueue:
             resolved=recipe,
             weights=list(weights) if weights else None,
             masks=list(masks) if masks and any(m is not None for m in masks) else None,
+            kind=kind,
+            video=dict(video) if video else None,
+            folder=folder,
+            labels=labels,
+            image_masks=list(image_masks) if image_masks and any(m is not None for m in image_masks) else None,
         )
         job.created = time.time()
         with self._wake:
@@ -202,6 +229,8 @@ class JobQueue:
                 )
             while job.id in self.jobs:
                 job.id = new_job_id()
+            if kind == "video" and job.folder is None:
+                job.folder = job.id  # known from the start: after a crash, its frames so far are found there
             self.jobs[job.id] = job
             self._save()
             changed = self._relabel()
@@ -257,31 +286,47 @@ class JobQueue:
                 if self._closing and job.state == "cancelled":
                     job.state = "interrupted"
                     job.message = "the server stopped during this job; its last image was kept"
+                    if job.kind == "video":
+                        job.message = "the server stopped during this job; " + stopped_message(job.frame, job.frames)
                 self._save()
             self.on_finished(job)
             self.hub.publish("job", self.public(job))
 
     def _inputs(self, job: Job) -> dict[str, Path]:
-        """The job's upload files by the names the run folder keeps them under: content, style_1, mask_1, start."""
+        """The job's upload files by the names the run folder keeps them under: content, style_1, mask_1,
+        labels, style_mask_1, start."""
         files = {"content": self.uploads.path(job.content)}
         for i, upload in enumerate(job.styles, 1):
             files[f"style_{i}"] = self.uploads.path(upload)
         for i, upload in enumerate(job.masks or [], 1):
             if upload is not None:
                 files[f"mask_{i}"] = self.uploads.path(upload)
+        if job.labels:
+            files["labels"] = self.uploads.path(job.labels)
+        for i, upload in enumerate(job.image_masks or [], 1):
+            if upload is not None:
+                files[f"style_mask_{i}"] = self.uploads.path(upload)
         if job.start:
             files["start"] = self.uploads.path(job.start)
         return files
 
     def _run(self, job: Job) -> None:
+        if job.kind == "video":
+            run_video_job(self, job)
+            return
         began = time.perf_counter()
         # The Recipe built from the request travels into the engine; after a restart, its saved values.
         recipe = job.resolved or recipe_from_dict(job.recipe, f"job {job.id}")
         self.check(recipe)
         inputs = self._inputs(job)
-        masks = [inputs.get(f"mask_{i}") for i in range(1, len(job.styles) + 1)] if job.masks else None
-        styles = [inputs[f"style_{i}"] for i in range(1, len(job.styles) + 1)]
-        task = job_task(inputs["content"], styles, job.weights, masks, inputs.get("start"))
+        numbers = range(1, len(job.styles) + 1)
+        masks = [inputs.get(f"mask_{i}") for i in numbers] if job.masks else None
+        parts = [inputs.get(f"style_mask_{i}") for i in numbers] if job.image_masks else None
+        styles = [inputs[f"style_{i}"] for i in numbers]
+        task = job_task(
+            inputs["content"], styles, job.weights, masks, inputs.get("start"), labels=inputs.get("labels"),
+            image_masks=parts,
+        )  # fmt: skip
         engine = self.engines.get(recipe)
         built = engine.build_seconds
         plan = engine.prepare([task], recipe)  # refused here (one line, the job "failed") before any folder
@@ -289,7 +334,7 @@ class JobQueue:
         # Inputs are kept in the run folder under fixed names, so a run can be repeated from it.
         files = {f"{name}{path.suffix}": path for name, path in inputs.items()}
         folder = self.runs / job.id
-        recorded = self._recorded_task(job, task, folder, files)
+        recorded = recorded_task(job, task, folder, files)
         writer = RunWriter(folder, extra={"studio": {"job": job.id, "names": job.names}}, task=recorded)
 
         def keep_inputs(event) -> None:
@@ -313,37 +358,6 @@ class JobQueue:
             job.snapshot = None
         elif result.image is not None:
             job.snapshot, job.snapshot_step = images.png_bytes(result.image), job.step
-
-    def _recorded_task(self, job: Job, task: Task, folder: Path, files: dict[str, Path]) -> dict:
-        """The task as the run records it: the copies of the inputs kept in its folder, with their
-        content hashes and the names they were uploaded under (never the upload store's paths)."""
-        names = job.names if isinstance(job.names, dict) else {}
-        shown = {"content": names.get("content"), "start": names.get("start")}
-        for role in ("style", "mask"):
-            for i, name in enumerate(names.get(f"{role}s") or [], 1):
-                shown[f"{role}_{i}"] = name
-        kept = {}
-        for file_name, path in files.items():
-            stem = Path(file_name).stem
-            kept.setdefault(str(path.resolve()), (str(folder / "inputs" / file_name), shown.get(stem) or file_name))
-
-        def entry(value):
-            if isinstance(value, dict) and value.get("name") in kept:
-                name, upload = kept[value["name"]]
-                return value | {"name": name, "upload": upload}
-            if isinstance(value, dict) and "labels" in value:
-                return value | {"labels": entry(value["labels"])}
-            return value
-
-        out = task.to_dict()
-        out["content"] = entry(out["content"])
-        for s in out["styles"]:
-            s["images"] = [entry(i) for i in s["images"]]
-            if "mask" in s:
-                s["mask"] = entry(s["mask"])
-        if "init" in out:
-            out["init"] = entry(out["init"])
-        return out
 
     def _relay(self, job: Job, writer: RunWriter):
         """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""

@@ -107,11 +107,13 @@ def _entry(entry: Any) -> tuple[str, str]:
 
 
 def recorded_inputs(info: dict) -> dict[str, list[tuple[str, str]]]:
-    """A run's inputs from its run.json, by kind: content, styles, blend weights, masks, start."""
+    """A run's inputs from its run.json, by kind: content, styles, blend weights, masks (a label image's
+    colour k as "labels.png colour k"), parts (style-image masks, "–" for a whole painting), start."""
     task = info.get("task") if isinstance(info.get("task"), dict) else None
     if task is None:  # older runs: names only
         styles = [_entry(s) for s in info.get("styles") or []]
-        return {"content": [_entry(info.get("content", ""))], "styles": styles, "blend": [], "masks": [], "start": []}
+        content = [_entry(info.get("content", ""))]
+        return {"content": content, "styles": styles, "blend": [], "masks": [], "parts": [], "start": []}
     sets = [s for s in task.get("styles") or [] if isinstance(s, dict)]
     styles = [_entry(img) for s in sets for img in s.get("images") or []]
     blend = [(f"{w:g}", f"{w:g}") for s in sets for w in s.get("weights") or []]
@@ -121,15 +123,24 @@ def recorded_inputs(info: dict) -> dict[str, list[tuple[str, str]]]:
         if mask == "background":
             masks.append(("the rest", "background"))
         elif isinstance(mask, dict) and "labels" in mask:
-            masks.append((f"{_entry(mask['labels'])[0]} #{mask.get('index')}", str(mask)))
+            index = mask.get("index")
+            shown = f"{_entry(mask['labels'])[0]} colour {index + 1 if isinstance(index, int) else '?'}"
+            masks.append((shown, f"{_entry(mask['labels'])[1]}#{index}"))
         elif mask is not None:
             masks.append(_entry(mask))
+    parts = []  # one per style image, in order: "–" where the whole painting is used
+    for s in sets:
+        own = s.get("image_masks") or [None] * len(s.get("images") or [])
+        parts += [_entry(m) if m is not None else ("–", "") for m in own]
+    if not any(identity for _, identity in parts):
+        parts = []
     start = [_entry(task["init"])] if task.get("init") is not None else []
     return {
         "content": [_entry(task.get("content", ""))],
         "styles": styles,
         "blend": blend,
         "masks": masks,
+        "parts": parts,
         "start": start,
     }
 
@@ -139,6 +150,7 @@ INPUT_ROWS = (
     ("styles", "style images", " + "),
     ("blend", "blend weights", " : "),
     ("masks", "region masks", " + "),
+    ("parts", "style-image masks", " + "),
     ("start", "start image", ""),
 )
 

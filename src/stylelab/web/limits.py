@@ -10,7 +10,7 @@ requests from a page, so it holds them to its own, smaller bounds, each a
   most as large (``size × style_scale``), since a 4096 px style image costs as
   much memory as a 4096 px output;
 - ``steps`` at most ``--max-steps`` (default 10000), counted over all scales
-  (each of the ``scales`` runs ``steps`` steps);
+  (``Recipe.total_steps``: ``steps`` at the last scale, ``coarse_steps`` or ``steps`` before it);
 - at most ``--max-queue`` jobs waiting (default 20), answered with HTTP 429;
 - ``seed`` within what torch accepts, and ``device`` one of auto, cpu, cuda,
   cuda:N, mps (``meta`` would "run" without computing anything, ``xpu`` and
@@ -123,10 +123,10 @@ class Limits:
             raise SettingTooLarge(f"unknown device {recipe.device!r}; the studio runs on {DEVICES}")
         self._size(recipe.size)
         self._steps(recipe.steps)
-        if recipe.steps * recipe.scales > self.max_steps:
+        if recipe.total_steps > self.max_steps:  # every scale's steps, --coarse-steps included
             raise SettingTooLarge(
-                f"steps × scales is {recipe.steps * recipe.scales}: this studio runs at most {self.max_steps} steps"
-                " in all (fewer steps or scales, or stylelab serve --max-steps)"
+                f"steps over all scales (steps × scales, or coarse steps) is {recipe.total_steps}: this studio runs"
+                f" at most {self.max_steps} steps in all (fewer steps or scales, or stylelab serve --max-steps)"
             )
         style_side = round(recipe.size * recipe.style_scale)
         if style_side > self.max_size:

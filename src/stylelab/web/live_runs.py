@@ -183,7 +183,7 @@ def summary(root: Path, run: Unfinished, experiment: str | None) -> dict:
         "finished": None,
         "updated": updated,
         "steps": int(last.get("step", 0)),
-        "total": run.recipe.steps * run.recipe.scales,
+        "total": run.recipe.total_steps,
         "elapsed": last.get("elapsed"),
         "losses": {k: v for k, v in last.items() if k not in STEP_COLUMNS},
         "recipe": run.recipe.name,

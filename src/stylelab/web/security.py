@@ -294,3 +294,15 @@ class SecurityHeaders:
             await send(msg)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def check_state_folders(root: Path) -> None:
+    """Refuse a runs folder whose ``.studio`` (or its uploads) is a link leading elsewhere: the studio writes there."""
+    for rel in (".studio", ".studio/uploads"):
+        try:
+            inside(root, root / rel, hidden=True)
+        except UnsafePath:
+            raise StylelabError(
+                f"{root / rel} is a link leading outside the runs folder; the studio keeps its uploads and queue"
+                " there: remove the link"
+            ) from None

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from ..errors import StylelabError
 from .limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_SIZE, DEFAULT_MAX_STEPS, Limits
 from .security import check_bind
+from .video_uploads import DEFAULT_MAX_VIDEO_FRAMES, check_video_limits
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -65,15 +66,19 @@ def serve(
     max_queue: int = DEFAULT_MAX_QUEUE,
     announce: Callable[[str], None] | None = None,
     log_level: str = "warning",
+    max_video_mb: float | None = None,
+    max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
 ) -> None:
     """Run the studio until interrupted. ``announce`` receives the URL to open once listening.
 
-    ``max_size``, ``max_steps`` and ``max_queue`` are the studio's bounds on a job (``limits.Limits``).
+    ``max_size``, ``max_steps`` and ``max_queue`` are the studio's bounds on a job (``limits.Limits``);
+    ``max_upload_mb`` bounds an image upload, ``max_video_mb`` (default: the same) and ``max_video_frames`` a video.
     """
     check_bind(host, token)
     if not max_upload_mb > 0:
         raise StylelabError(f"--max-upload-mb must be > 0, not {max_upload_mb}")
     Limits(max_size, max_steps, max_queue)  # refused here, before anything listens
+    check_video_limits(max_upload_mb if max_video_mb is None else max_video_mb, max_video_frames)
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -83,7 +88,14 @@ def serve(
 
     sock = bind_socket(host, port)
     app = create_app(
-        runs, token=token, max_upload_mb=max_upload_mb, max_size=max_size, max_steps=max_steps, max_queue=max_queue
+        runs,
+        token=token,
+        max_upload_mb=max_upload_mb,
+        max_size=max_size,
+        max_steps=max_steps,
+        max_queue=max_queue,
+        max_video_mb=max_video_mb,
+        max_video_frames=max_video_frames,
     )
     server = make_server(app, log_level)
     if announce is not None:

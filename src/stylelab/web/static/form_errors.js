@@ -1,15 +1,21 @@
 // A refused form's mistakes, each shown by the field it concerns (and all of them in a list by the
 // Start button, each a link to its field). Keys as the server gives them (web/job_form.py): a setting's
-// name, recipe, content, styles, start, style.N, blend.N, mask.N, form.
+// name, recipe, content, styles, start, labels, style.N, blend.N, mask.N, part.N, form.
 import { $, h } from "./dom.js";
 
 /** Where the message for a key goes, and the control it concerns (to mark and to focus). */
 function placeOf(key) {
   const [kind, index] = key.split(".");
   if (index !== undefined) {
-    const control = { style: `#style-list li[data-index="${index}"] .thumb-name`, blend: `#style-weight-${index}`, mask: `#mask-${index} :is(label, img)` }[kind];
+    const control = {
+      style: `#style-list li[data-index="${index}"] .thumb-name`,
+      blend: `#style-weight-${index}`,
+      mask: `#mask-${index} :is(label, img)`,
+      part: `#part-${index} :is(label, img)`,
+    }[kind];
     return { box: $(`#err-${kind}-${index}`), control: control && $(control) };
   }
+  if (key === "labels") return { box: $("#labels-status"), control: $("#labels :is(label, img)") };
   if (["content", "styles", "start"].includes(key)) {
     const role = key === "styles" ? "style" : key;
     return { box: $(`#${role}-status`), control: $(`#${role}-file`) };

@@ -2,6 +2,7 @@
 // (followed live while its run is written), and the side-by-side comparison.
 import { $, api, badge, fmtDate, fmtNum, fmtSeconds, h, keyPath, labelParts, toast } from "./dom.js";
 import { drawLosses, keepDrawn, metricRows, seriesColour, termSeries } from "./plot.js";
+import { showVideoRun, videoMeta } from "./video.js";
 
 const STORE = "stylelab.compare";
 const FOLLOW_EVERY = 1000; // ms between looks at a run being written
@@ -30,6 +31,7 @@ const metaLine = (run) =>
 function card(run) {
   const id = `pick-${run.key.replace(/[^\w-]/g, "_")}`;
   const [what, differs] = labelParts(run.title);
+  const video = run.kind === "video";
   return h(
     "li",
     { class: "card", dataset: { key: run.key } },
@@ -41,12 +43,12 @@ function card(run) {
     h(
       "div",
       { class: "card-body" },
-      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.title }, what), badge(run.status)),
+      h("div", { class: "card-title" }, h("span", { class: "card-name", title: run.title }, what), video ? h("span", { class: "badge kind-video" }, "video") : "", badge(run.status)),
       differs ? h("div", { class: "card-differs" }, h("mark", {}, differs)) : "",
       run.title !== run.name ? h("div", { class: "card-meta" }, run.name) : "",
-      h("div", { class: "card-meta" }, metaLine(run)),
+      h("div", { class: "card-meta" }, video ? videoMeta(run) : metaLine(run)),
       h("div", { class: "card-meta" }, run.experiment ? `in ${run.experiment} · ` : "", run.running ? "being written now" : fmtDate(run.finished)),
-      run.running ? "" : h(
+      run.running || video ? "" : h(
         "div",
         { class: "card-pick" },
         h("input", {
@@ -68,7 +70,7 @@ function card(run) {
 function renderGallery() {
   const filter = $("#gallery-filter").value.trim().toLowerCase();
   const runs = listing.runs.filter((r) =>
-    !filter ? true : [r.key, r.title, r.recipe, r.status, r.optimizer].join(" ").toLowerCase().includes(filter),
+    !filter ? true : [r.key, r.title, r.recipe, r.status, r.optimizer, r.kind].join(" ").toLowerCase().includes(filter),
   );
   $("#gallery").replaceChildren(...runs.map(card));
   $("#gallery-empty").hidden = listing.runs.length > 0;
@@ -108,6 +110,11 @@ export async function showGallery() {
 }
 
 // ---------------------------------------------------------------- one run
+
+/** A kept input's role in words: "style 2", "mask 1", "label image", "style mask 1". */
+const roleName = (input) =>
+  ({ labels: "label image", style_mask: `style mask ${input.number}`, mask: `mask ${input.number}`, style: `style ${input.number}` })[input.role] ||
+  input.role;
 
 function settingsTable(values, highlight = new Set()) {
   return h(
@@ -195,6 +202,10 @@ export async function showRun(key, { onRunAgain }) {
     location.replace(`#run/${encodeURIComponent(run.finished_as)}`);
     return;
   }
+  if (run.kind === "video") {
+    showVideoRun(key, run, { onRunAgain });
+    return;
+  }
   if (run.running) {
     followRun(key, run);
     return;
@@ -212,6 +223,8 @@ export async function showRun(key, { onRunAgain }) {
     ["content", names.content || info.content],
     ["styles", (names.styles || info.styles || []).join(", ")],
     ["masks", (names.masks || []).filter(Boolean).join(", ")],
+    ["label image", names.labels],
+    ["style masks", (names.image_masks || []).map((m) => m || "–").join(", ").replace(/^[–, ]+$/, "")],
     ...Object.entries(run.losses || {}).map(([k, v]) => [`${k} loss`, fmtNum(v)]),
   ].filter(([, v]) => v != null && v !== "");
   view.replaceChildren(
@@ -224,7 +237,7 @@ export async function showRun(key, { onRunAgain }) {
         run.result ? h("figure", {}, h("img", { src: run.result, alt: `Result of ${run.name}`, id: "run-result" }), h("figcaption", {}, "result")) : h("p", { class: "empty" }, "no result image"),
         run.process ? h("figure", {}, h("img", { src: run.process, alt: `Process picture of ${run.name}: snapshots and loss curves` }), h("figcaption", {}, "process")) : "",
         run.inputs.length
-          ? h("div", { class: "inputs-strip" }, h("h3", {}, "Inputs"), h("ul", { class: "strip" }, run.inputs.map((i) => h("li", {}, h("img", { src: i.url, alt: `${i.role} input ${i.name}`, loading: "lazy" }), h("small", {}, i.role)))))
+          ? h("div", { class: "inputs-strip" }, h("h3", {}, "Inputs"), h("ul", { class: "strip" }, run.inputs.map((i) => h("li", {}, h("img", { src: i.url, alt: `${i.role} input ${i.name}`, loading: "lazy" }), h("small", {}, roleName(i))))))
           : "",
       ),
       h(
@@ -245,6 +258,12 @@ export async function showRun(key, { onRunAgain }) {
         ),
         run.message ? h("p", { class: "message" }, run.message) : "",
         h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])),
+        run.distances && run.distances.length
+          ? [
+              h("h3", {}, "Distances ", h("small", { class: "subtle" }, "measured by the sweep: lower is nearer")),
+              h("dl", { class: "facts", id: "run-distances" }, run.distances.map((d) => [h("dt", {}, d.name), h("dd", {}, fmtNum(d.value))])),
+            ]
+          : "",
         h("h3", {}, "Loss curves"),
         chart,
         h("h3", {}, "Downloads"),
@@ -287,6 +306,9 @@ export async function showCompare() {
         badge(run.status),
         run.title !== run.name ? h("small", { class: "subtle block" }, run.name) : "",
         h("ul", { class: "changed" }, differs.map((f) => h("li", {}, h("span", {}, f.name.replaceAll("_", " ")), " ", h("mark", {}, f.shown[i])))),
+        run.distances && run.distances.length
+          ? h("p", { class: "subtle distances-line" }, run.distances.map((d) => `${d.key} ${fmtNum(d.value)}`).join(" · "))
+          : "",
       ),
     ),
   );
@@ -304,6 +326,7 @@ export async function showCompare() {
   body.replaceChildren(
     h("p", { class: "hint-line", id: "compare-summary" }, differsLine(differs, data.runs.length)),
     h("div", { class: "effect-grid", id: "effect-grid" }, columns),
+    ...distanceTable(data),
     h("h3", {}, "Total loss"),
     chart,
     h("h3", {}, "Settings"),
@@ -316,6 +339,26 @@ export async function showCompare() {
     points: run.metrics.map((m) => [m.step, m.total]).filter(([, y]) => y > 0),
   }));
   drawLosses(chart, series);
+}
+
+/** The distances the runs' sweeps measured, one row each, the lowest of each row marked. */
+function distanceTable(data) {
+  if (!data.distances || !data.distances.length) return [];
+  return [
+    h("h3", {}, "Distances ", h("small", { class: "subtle" }, "measured by the sweeps: lower is nearer; the lowest marked")),
+    h(
+      "div",
+      { class: "table-scroll" },
+      h(
+        "table",
+        { class: "settings compare-table", id: "compare-distances" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "distance"), data.runs.map((r) => h("th", { scope: "col" }, r.name)))),
+        h("tbody", {}, data.distances.map((d) =>
+          h("tr", {}, h("th", { scope: "row" }, d.name), d.values.map((v, i) => h("td", {}, i === d.best ? h("mark", {}, fmtNum(v)) : v == null ? "–" : fmtNum(v)))),
+        )),
+      ),
+    ),
+  ];
 }
 
 function differsLine(differs, n) {

@@ -1,4 +1,6 @@
-// The live panel and the queue, kept current by the server's event stream (/api/events).
+// The live panel and the queue, kept current by the server's event stream (/api/events). A video job
+// shows its newest frame as each is saved ("frame" events), frame k of n with the clip's ETA, and the
+// step losses of the frame being painted.
 import { $, api, badge, conn, fmtNum, fmtSeconds, h, keyPath, labelNodes, toast } from "./dom.js";
 import { drawLosses, keepDrawn, termSeries } from "./plot.js";
 
@@ -16,13 +18,17 @@ const runningJob = () => [...live.jobs.values()].find((j) => j.state === "runnin
 
 function jobImage(job) {
   if (job.live) return job.live;
+  if (job.kind === "video") return job.frame ? `/api/jobs/${job.id}/live.png?frame=${job.frame}` : null;
   if (job.run) return `/files/${keyPath(job.run)}/result.png`;
   return null;
 }
 
+const isVideo = (job) => job.kind === "video";
+const progressText = (job) => (isVideo(job) ? (job.frames ? `frame ${job.frame}/${job.frames}` : "video") : job.total ? `${job.step}/${job.total}` : "");
+
 function renderQueue() {
   const items = [...live.jobs.values()].slice(0, 30).map((job) => {
-    const progress = job.total ? `${job.step}/${job.total}` : "";
+    const progress = progressText(job);
     const open = h(
       "button",
       {
@@ -75,11 +81,20 @@ function renderLive() {
   if (img && picture.getAttribute("src") !== img) picture.src = img;
   picture.hidden = !img;
   $("#live-waiting").hidden = !!img;
-  $("#live-waiting").textContent = job.state === "queued" ? "waiting in the queue…" : "starting…";
+  $("#live-waiting").textContent = job.state === "queued" ? "waiting in the queue…" : isVideo(job) ? "painting the first frame…" : "starting…";
   const progress = $("#live-progress");
-  progress.max = job.total || 1;
-  progress.value = job.step || 0;
-  const parts = [job.total ? `step ${job.step} / ${job.total}` : "", job.elapsed ? `${fmtSeconds(job.elapsed)} elapsed` : ""];
+  let parts;
+  if (isVideo(job)) {
+    // The clip's progress: frames done, and the share of the frame being painted.
+    const painting = job.state === "running" && job.total && job.frame < job.frames ? (job.step || 0) / job.total : 0;
+    progress.max = job.frames || 1;
+    progress.value = (job.frame || 0) + painting;
+    parts = [job.frames ? `frame ${job.frame} / ${job.frames}` : "", job.state === "running" && job.total ? `painting frame ${job.frame + 1}: step ${job.step} / ${job.total}` : ""];
+  } else {
+    progress.max = job.total || 1;
+    progress.value = job.step || 0;
+    parts = [job.total ? `step ${job.step} / ${job.total}` : "", job.elapsed ? `${fmtSeconds(job.elapsed)} elapsed` : ""];
+  }
   if (job.state === "running" && job.eta != null) parts.push(`ETA ${fmtSeconds(job.eta)}`);
   if (job.losses && job.losses.total != null) parts.push(`loss ${fmtNum(job.losses.total)}`);
   $("#live-stats").textContent = parts.filter(Boolean).join(" · ");
@@ -154,8 +169,22 @@ function onStep(data) {
     live.rows.push(...data.rows.filter((r) => r[0] > last));
     renderLive();
   }
+  if (data.frames) Object.assign(job, { frames: data.frames });
   const meta = document.querySelector(`#queue li[data-job="${data.id}"] .queue-meta`);
-  if (meta) meta.replaceChildren(badge(job.state), ` ${job.step}/${job.total}`);
+  if (meta) meta.replaceChildren(badge(job.state), " ", progressText(job));
+}
+
+/** A video job saved a frame: show it; the chart starts again with the next frame's steps. */
+function onFrame(data) {
+  const job = live.jobs.get(data.id);
+  if (!job) return;
+  Object.assign(job, { frame: data.frame, frames: data.total, eta: data.eta, live: data.url, losses: data.losses, step: 0 });
+  if (data.id === live.selected) {
+    live.rows = [];
+    renderLive();
+  }
+  const meta = document.querySelector(`#queue li[data-job="${data.id}"] .queue-meta`);
+  if (meta) meta.replaceChildren(badge(job.state), " ", progressText(job));
 }
 
 function onSnapshot(data) {
@@ -223,6 +252,7 @@ export function connect() {
   source.addEventListener("job", (e) => upsert(JSON.parse(e.data)));
   source.addEventListener("step", (e) => onStep(JSON.parse(e.data)));
   source.addEventListener("snapshot", (e) => onSnapshot(JSON.parse(e.data)));
+  source.addEventListener("frame", (e) => onFrame(JSON.parse(e.data)));
   source.addEventListener("resync", () => refreshJobs());
   return source;
 }
