@@ -232,3 +232,21 @@ def test_cpu_features_and_label():
     assert report.cpu_label(info) == "Intel(R) Xeon(R) Processor (avx512_bf16, amx_bf16)"
     assert report.cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC"
     assert set(machine.describe(__import__("torch").device("cpu"))) >= {"cpu_features", "omp_wait_policy"}
+
+
+def test_throughput_rounds_that_all_shared_the_cores_are_flagged():
+    s = report.summary
+    rate = {**s([1e11, 2e11]), "best": 2e11}
+    entry = {
+        "step_flops": 1e11,
+        "threads": 2,
+        "conv_flops_per_s": {
+            "torch.float32": {**rate, "cores_used": 0.9},  # under 0.6 of 2 threads: every round shared the cores
+            "torch.bfloat16": {**rate, "cores_used": 1.5},
+        },
+        "optimizers": {"adam": {"stylelab-fp32_efficiency": 0.5, "stylelab-fp32_seconds": s([1.0])}},
+    }
+    warnings = report.efficiency_warnings("256", entry, {"stylelab-fp32": "float32"})
+    assert len(warnings) == 1 and "float32 throughput round" in warnings[0] and "0.90 of 2 cores" in warnings[0]
+    entry["threads"] = None  # a GPU: CPU time says nothing about the device
+    assert report.efficiency_warnings("256", entry, {"stylelab-fp32": "float32"}) == []

@@ -5,6 +5,10 @@ from __future__ import annotations
 import statistics
 
 GIB = 2**30
+# A throughput round that got less than this share of its threads' cores ran beside other programs
+# (on 2 quiet cores under OMP_WAIT_POLICY=PASSIVE: 0.7-0.8 of them in bf16, 0.85-0.9 in float32;
+# beside other programs 0.1-0.45).
+BUSY_SHARE = 0.6
 
 
 def summary(values) -> dict:
@@ -74,9 +78,18 @@ def _rate(thr: dict) -> float:
 
 
 def efficiency_warnings(size: str, entry: dict, variants: dict) -> list[str]:
-    """One line per efficiency above 1 at this size: the step beat the measured convolution speed,
-    so that speed was measured too low."""
+    """Why the efficiencies at this size may read high: a line per efficiency above 1 (the step beat
+    the measured convolution speed, so that speed was measured too low), and one per dtype whose
+    throughput rounds all shared the cores with other programs."""
     out = []
+    threads = entry.get("threads")
+    for dtype, thr in entry["conv_flops_per_s"].items():
+        used = thr.get("cores_used")
+        if threads and used is not None and used < BUSY_SHARE * threads:
+            out.append(
+                f"every {dtype.replace('torch.', '')} throughput round at {size} px got at most {used:.2f} of "
+                f"{threads} cores (others were busy): the denominator reads low, efficiencies high; rerun when quieter"
+            )
     for opt, t in entry["optimizers"].items():
         for name, dtype in variants.items():
             eff = t.get(f"{name}_efficiency")

@@ -145,8 +145,13 @@ def step_schedule(repeats: int, optimizers, variants, dtypes) -> list[tuple]:
 
 def conv_rate(rounds: list[dict]) -> dict:
     """The denominator from a dtype's throughput rounds: ``best`` (each convolution at its
-    fastest round, ``flops.best_of_rounds``) beside the rounds' median, min, max, n and spread."""
-    return {**summary([x["flops_per_s"] for x in rounds]), "best": flops.best_of_rounds(rounds)["flops_per_s"]}
+    fastest round, ``flops.best_of_rounds``) beside the rounds' median, min, max, n and spread,
+    and ``cores_used``: the most CPU seconds per second any round got."""
+    return {
+        **summary([x["flops_per_s"] for x in rounds]),
+        "best": flops.best_of_rounds(rounds)["flops_per_s"],
+        "cores_used": max((x.get("cores_used", 0.0) for x in rounds), default=0.0),
+    }
 
 
 def efficiency(step_work: int, seconds: dict, rate: dict) -> dict:
@@ -208,6 +213,8 @@ def steps(opts, ctx: Context) -> dict:
                 ctx.log(f"  {size}px {optimizer} {name} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
             order += 1
         entry["conv_flops_per_s"] = {str(d): conv_rate(entry["throughput"][str(d)]) for d in dtypes}
+        # On a CPU, a round that got far fewer cores than it has threads shared them with others.
+        entry["threads"] = torch.get_num_threads() if device.type == "cpu" else None
         for by_name in entry["optimizers"].values():
             for name, d in variants:
                 s = summary([x["seconds"] for x in by_name[name]])
