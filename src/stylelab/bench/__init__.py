@@ -50,7 +50,8 @@ class BenchOptions:
     optimizers: tuple[str, ...] = ("lbfgs", "adam")
     steps_per_run: int = 8
     warmup: int = 2  # steps left out of each step-time run
-    conv_repeats: int = 3
+    conv_min_time: float = 0.05  # seconds each convolution is timed for per direction, layout and round...
+    conv_batch_time: float = 0.005  # ...in batches this long, the best counting (flops.time_batches)
     quality_size: int = 256
     quality_peer_steps: int = 300
     quality_style_weight: float | None = None

@@ -13,16 +13,24 @@ efficiency ratio rather than raise it.
 
 ``conv_throughput`` times exactly the work counted: each of those convolutions
 forward, and its backward pass to the input alone (``convolution_backward``
-with only the input gradient asked for), at batch 1, outside autograd, each
-the best of ``repeats`` runs in both memory layouts (NCHW and channels-last),
-and returns the FLOPs over the total of the best times: the fastest this
-machine and this PyTorch build run that work. (oneDNN's backward-to-input runs
-5-9% slower than its forward here, so a forward-only benchmark would count
-that as the step's overhead.)
+with only the input gradient asked for), at batch 1, outside autograd, in both
+memory layouts (NCHW and channels-last), the faster counting. One call of a
+small convolution lasts 1-5 ms, so each is timed in a warmed-up busy loop
+(``time_batches``: the best of short batches, ``MIN_TIME`` in all) and a round
+begins with ``WARMUP_TIME`` of convolutions: a core that idled a moment ago runs
+its first milliseconds of bf16 convolutions 1.5-2x slower. (oneDNN's
+backward-to-input runs 5-9% slower than its forward here, so a forward-only
+benchmark would count that as the step's overhead.)
+
+On a shared machine another program taking a core for a few seconds slows
+whatever is measured then, so the benchmark runs several rounds, interleaved
+with the step timings, and ``best_of_rounds`` takes each convolution at its
+fastest round: the fastest this machine and this PyTorch build ran that work.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -30,6 +38,11 @@ import torch
 import torch.nn.functional as F
 
 from ..layers import stages_through
+
+MIN_TIME = 0.05  # seconds each convolution, direction and layout is timed for per round, all batches together
+BATCH_TIME = 0.005  # seconds of back-to-back calls per timed batch; the best batch counts
+MIN_BATCHES = 3
+WARMUP_TIME = 0.2  # seconds of convolutions before a round (see warm_up)
 
 
 @dataclass(frozen=True)
@@ -74,49 +87,141 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best(fn, x: torch.Tensor, repeats: int) -> float:
-    fn()  # primitive creation and first-touch memory, not timed
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(x.device)
+def time_batches(
+    fn, device, min_time: float = MIN_TIME, batch_time: float = BATCH_TIME, min_batches: int = MIN_BATCHES
+) -> list[float]:
+    """Seconds per call of ``fn`` in each timed batch: at least ``min_batches`` batches and ``min_time`` in all.
+
+    Untimed first: one call (oneDNN creates its primitive, memory is first touched),
+    one more to size the batches (unless the first took ``min_time`` already), and,
+    for calls shorter than ``batch_time``, one batch that warms up. A batch is as many
+    back-to-back calls as fill ``batch_time`` (at least one): the optimisation step
+    calls its convolutions back to back too, and short batches let the best one fall
+    between the time slices of other programs on a shared machine.
+    """
+    device = torch.device(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    one = time.perf_counter() - t
+    if one < min_time:  # else one more call would cost a lot and size the batches no better
         t = time.perf_counter()
         fn()
-        _sync(x.device)
-        best = min(best, time.perf_counter() - t)
-    return best
+        _sync(device)
+        one = time.perf_counter() - t
+    calls = max(1, round(batch_time / max(one, 1e-9)))
+    if one < batch_time:
+        for _ in range(calls):
+            fn()
+        _sync(device)
+    per_call: list[float] = []
+    while len(per_call) < min_batches or sum(per_call) * calls < min_time:
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        _sync(device)
+        per_call.append((time.perf_counter() - t) / calls)
+    return per_call
 
 
-def _time_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, repeats: int) -> tuple[float, float]:
-    """Best forward and best backward-to-input seconds of one 3x3 convolution."""
-    forward = _best(lambda: F.conv2d(x, w, b, padding=1), x, repeats)
+def warm_up(fn, device, seconds: float = WARMUP_TIME) -> None:
+    """Run ``fn`` for ``seconds``: a core idle a moment ago runs the first milliseconds of
+    convolutions 1.5-2x slower (clock and AMX power state, sleeping OpenMP threads)."""
+    device = torch.device(device)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        fn()
+        _sync(device)
+
+
+def _spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / min(values)
+
+
+def _time_conv(x, w, b, min_time: float, batch_time: float) -> tuple[list[float], list[float]]:
+    """Per-call seconds of each timed batch, forward and backward to the input, of one 3x3 convolution."""
+    forward = time_batches(lambda: F.conv2d(x, w, b, padding=1), x.device, min_time, batch_time)
     grad = F.conv2d(x, w, b, padding=1).normal_()
     args = (grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])
-    backward = _best(lambda: torch.ops.aten.convolution_backward(*args), x, repeats)
+    backward = time_batches(lambda: torch.ops.aten.convolution_backward(*args), x.device, min_time, batch_time)
     return forward, backward
 
 
 @torch.no_grad()
-def conv_throughput(shapes: list[ConvShape], device="cpu", repeats: int = 5, dtype=torch.float32) -> dict:
-    """FLOP/s of ``shapes`` run forward and backward to the input, best of ``repeats`` per shape and layout.
+def conv_throughput(
+    shapes: list[ConvShape],
+    device="cpu",
+    dtype=torch.float32,
+    min_time: float = MIN_TIME,
+    batch_time: float = BATCH_TIME,
+    warmup: float = WARMUP_TIME,
+) -> dict:
+    """One round of the microbenchmark: FLOP/s of ``shapes`` run forward and backward to the input.
 
-    Returns ``{"flops_per_s", "seconds", "flops", "per_conv": [{name, forward, backward, layout}]}``,
-    ``flops`` counting both directions. Random data: a convolution's speed does not depend on
-    the values (denormals aside, which random normal data does not produce).
+    Each convolution, direction and layout is timed as the best of batches of
+    ``batch_time`` seconds (``time_batches``, ``min_time`` in all); per convolution the
+    faster layout counts. The round starts with ``warmup`` seconds of the first shape.
+    Returns ``{"flops_per_s", "seconds", "flops", "wall", "cores_used", "per_conv"}``:
+    ``flops`` counts both directions, ``seconds`` is the sum of the best times, ``wall``
+    how long the round took and ``cores_used`` the CPU time this process used over
+    it (below the thread count when others took cores). ``per_conv`` holds
+    ``{name, layout, forward, backward, forward_spread, backward_spread}``, a spread being
+    (slowest - best) / best of the batches. Random data: a convolution's speed does not
+    depend on the values (denormals aside, which random normal data does not produce).
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(0)
+    wall, cpu = time.perf_counter(), time.process_time()
     per_conv = []
-    for s in shapes:
+    for i, s in enumerate(shapes):
         x = torch.randn((1, s.c_in, s.height, s.width), generator=gen).to(device, dtype)
         w = (torch.randn((s.c_out, s.c_in, 3, 3), generator=gen) * 0.05).to(device, dtype)
         b = torch.zeros(s.c_out, device=device, dtype=dtype)
-        best = {}
-        for layout in ("nchw", "channels_last"):
-            fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-            best[layout] = _time_conv(x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt), b, repeats)
-        layout = min(best, key=lambda k: sum(best[k]))
-        forward, backward = best[layout]
-        per_conv.append({"name": s.name, "forward": forward, "backward": backward, "layout": layout})
+        if i == 0 and warmup > 0:
+            warm_up(functools.partial(F.conv2d, x, w, b, padding=1), device, warmup)
+        timed = {}
+        for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            timed[layout] = _time_conv(
+                x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt), b, min_time, batch_time
+            )
+        layout = min(timed, key=lambda k: min(timed[k][0]) + min(timed[k][1]))
+        forward, backward = timed[layout]
+        per_conv.append(
+            {
+                "name": s.name,
+                "layout": layout,
+                "forward": min(forward),
+                "backward": min(backward),
+                "forward_spread": _spread(forward),
+                "backward_spread": _spread(backward),
+            }
+        )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     seconds = sum(p["forward"] + p["backward"] for p in per_conv)
     flops = 2 * sum(s.flops for s in shapes)
-    return {"flops_per_s": flops / seconds, "seconds": seconds, "flops": flops, "per_conv": per_conv}
+    return {
+        "flops_per_s": flops / seconds,
+        "seconds": seconds,
+        "flops": flops,
+        "wall": wall,
+        "cores_used": cpu / wall if wall > 0 else 0.0,
+        "per_conv": per_conv,
+    }
+
+
+def best_of_rounds(rounds: list[dict]) -> dict:
+    """The throughput of each convolution at its best round: ``{"flops_per_s", "seconds", "per_conv"}``.
+
+    Another program taking a core for a few seconds slows the convolutions measured
+    then, never speeds them up, so each convolution's fastest round is the one least
+    disturbed. ``per_conv`` gives ``{name, layout, seconds, round}`` (forward plus backward).
+    """
+    if not rounds:
+        raise ValueError("no throughput rounds to combine")
+    per_conv = []
+    for i, name in enumerate(p["name"] for p in rounds[0]["per_conv"]):
+        times = [(r["per_conv"][i]["forward"] + r["per_conv"][i]["backward"], k) for k, r in enumerate(rounds)]
+        seconds, k = min(times)
+        per_conv.append({"name": name, "layout": rounds[k]["per_conv"][i]["layout"], "seconds": seconds, "round": k})
+    seconds = sum(p["seconds"] for p in per_conv)
+    return {"flops_per_s": rounds[0]["flops"] / seconds, "seconds": seconds, "per_conv": per_conv}

@@ -18,21 +18,43 @@ from pathlib import Path
 import torch
 
 
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def cpu_model() -> str:
     """The CPU's model name (lscpu's "Model name"), or the platform's guess."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in _cpuinfo():
+        if line.lower().startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+# The instruction sets that decide convolution speed: a virtual machine's model name is
+# often just "Intel(R) Xeon(R) Processor", and bf16 runs 4-5x faster with AMX than without.
+FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_fp16")
+
+
+def cpu_features(flags_line: str | None = None) -> list[str]:
+    """Which of ``FEATURES`` the CPU has (from /proc/cpuinfo's flags, or the line given)."""
+    if flags_line is None:
+        flags_line = next((x for x in _cpuinfo() if x.lower().startswith(("flags", "features"))), "")
+    flags = set(flags_line.split(":", 1)[-1].split())
+    return [f for f in FEATURES if f in flags]
 
 
 def describe(device: torch.device) -> dict:
     """Machine, software and device facts recorded with every result."""
     info = {
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # Read by the OpenMP runtime at start-up: PASSIVE (stylelab's CLI) wakes sleeping
+        # threads for every operation, which the microbenchmark pays as the steps do.
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

