@@ -278,3 +278,33 @@ def test_bf16_weights_are_cast_once_and_follow_the_network(caffe):
     net.double()  # moving or converting the network drops the casts made from the old weights
     assert not net._cast
     assert net(x.double())["relu2_1"].dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_convolution_and_relu_as_one_call_give_the_same_features_and_gradient(caffe, monkeypatch, dtype, channels_last):
+    """In bf16 on CPU, oneDNN's convolution with a ReLU post-op (``ConvReLU``) computes what
+    the two ops do, bit for bit, both ways; a convolution whose own output is asked for, or
+    whose ReLU runs after the pool, is not fused; float32 is never fused."""
+    names = ("conv1_1", "relu1_1", "relu2_1", "relu3_1", "relu4_2")
+    net = vgg.VGG19(caffe, names, channels_last=channels_last)
+    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    stages, wanted = net.stages, frozenset(names)
+    x_in = x.to(dtype)  # what the convolutions see under autocast
+    fused = [la.name for i, la in enumerate(stages) if net._fuse_relu(stages, i, wanted, x_in)]
+    assert fused == (
+        ["conv2_1", "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2"] if dtype == torch.bfloat16 else []
+    )
+    results = {}
+    for fuse in (True, False):
+        monkeypatch.setattr(vgg, "FUSE_CONV_RELU", fuse)
+        xv = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out = net(xv)
+        grad = torch.autograd.grad(sum((v.float() ** 2).sum() for v in out.values()), xv)[0]
+        results[fuse] = out, grad
+    (on, grad_on), (off, grad_off) = results[True], results[False]
+    assert all(on[k].dtype == dtype for k in names)
+    for k in names:
+        assert torch.equal(on[k], off[k]), k
+    assert grad_on.abs().sum() > 0 and torch.equal(grad_on, grad_off)

@@ -1,53 +1,78 @@
-"""stylelab's thread policy: the command line opts into sleeping OpenMP threads unless the user chose;
-the library changes nothing, and other tools get the user's environment."""
+"""stylelab's thread policy: a command opts into a short spin on a quiet machine and sleeping
+OpenMP threads on a busy one or in the studio, unless the user chose; the library changes
+nothing, and other tools get the user's environment."""
 
 import os
 import subprocess
 import sys
 
+import pytest
+
 from stylelab import threads
+
+KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+SHOW = f"print(*[os.environ.get(k, 'unset') for k in {KEYS!r}]"
 
 
 def _clean(**env) -> dict:
-    return {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, **env}
+    return {**{k: v for k, v in os.environ.items() if k not in KEYS}, **env}
 
 
-def _python(code: str, **env) -> str:
-    out = subprocess.run([sys.executable, "-c", code], env=_clean(**env), capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-CLI = "import os, sys; from stylelab.cli import main; main(['--version']); "
+def _cli(args, busy: float | None = 0.0, before: str = "", **env) -> str:
+    """What a command's process ends up with: the two variables and whether torch was loaded
+    when they were chosen. ``busy``: the cores other programs seem to keep busy."""
+    patch = f"t.busy_cores = lambda interval: {busy}; " if busy is not None else ""
+    code = (
+        f"import os, sys; {before}import stylelab.threads as t; {patch}from stylelab.cli import main; "
+        f"loaded = 'torch' in sys.modules; main({args!r}); {SHOW}, loaded, file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean(**env))
+    return out.stderr.strip().splitlines()[-1]
 
 
 def test_importing_the_library_changes_nothing():
-    code = "import os, sys, stylelab; print(os.environ.get('OMP_WAIT_POLICY', 'unset'), 'torch' in sys.modules)"
-    assert _python(code) == "unset False"
+    code = f"import os, sys, stylelab; {SHOW}, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=_clean(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "unset unset False"
 
 
-def test_the_command_line_sets_passive_waiting_before_torch_loads():
-    code = CLI + "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules, file=sys.stderr)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean())
-    assert out.stderr.strip() == "PASSIVE False", out.stderr
+def test_a_command_on_a_quiet_machine_spins_briefly_before_torch_loads():
+    assert _cli(["--version"], busy=0.1) == f"unset {threads.SHORT_SPIN} False"
 
 
-def test_the_users_choice_wins():
-    code = CLI + "print(os.environ['OMP_WAIT_POLICY'], file=sys.stderr)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_clean(OMP_WAIT_POLICY="ACTIVE")
-    )
-    assert out.stderr.strip() == "ACTIVE"
+def test_a_command_beside_other_work_sleeps():
+    assert _cli(["--version"], busy=1.2) == "PASSIVE unset False"
+
+
+def test_the_studio_sleeps_even_on_a_quiet_machine():
+    assert _cli(["serve", "--help"], busy=0.0) == "PASSIVE unset False"
+
+
+@pytest.mark.parametrize(("key", "value"), [("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "5")])
+def test_the_users_choice_wins(key, value):
+    expected = " ".join(value if k == key else "unset" for k in KEYS)
+    assert _cli(["--version"], busy=0.0, **{key: value}) == f"{expected} False"
+    assert _cli(["serve", "--help"], **{key: value}) == f"{expected} False"
 
 
 def test_too_late_once_torch_is_loaded():
-    code = "import torch; " + CLI + "print(os.environ.get('OMP_WAIT_POLICY', 'unset'), file=sys.stderr)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean())
-    assert out.stderr.strip() == "unset"
+    assert _cli(["--version"], busy=0.0, before="import torch; ") == "unset unset True"
+
+
+def test_the_real_sample_of_the_machine_decides_something():
+    assert _cli(["--version"], busy=None) in (f"unset {threads.SHORT_SPIN} False", "PASSIVE unset False")
 
 
 def test_other_tools_get_the_users_environment(monkeypatch):
-    monkeypatch.setattr(threads, "_set_here", True)
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-    assert "OMP_WAIT_POLICY" not in threads.user_environment()
-    monkeypatch.setattr(threads, "_set_here", False)  # the user's own value is passed on
-    assert threads.user_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    for key in KEYS:
+        monkeypatch.setenv(key, "x")  # restored (or removed again) after the test
+        monkeypatch.delenv(key)
+    monkeypatch.setattr(threads, "_set_here", {})
+    monkeypatch.setattr(threads, "busy_cores", lambda interval: 0.0)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not loaded yet
+    del sys.modules["torch"]
+    assert threads.choose_wait_policy()
+    assert os.environ["GOMP_SPINCOUNT"] == threads.SHORT_SPIN
+    assert not set(KEYS) & set(threads.user_environment())
+    monkeypatch.setattr(threads, "_set_here", {})  # the user's own value is passed on
+    assert threads.user_environment()["GOMP_SPINCOUNT"] == threads.SHORT_SPIN

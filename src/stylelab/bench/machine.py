@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..load import busy_cores, load1
+
 
 def _cpuinfo() -> list[str]:
     try:
@@ -52,9 +54,10 @@ def describe(device: torch.device) -> dict:
         "cpu": cpu_model(),
         "cpu_features": cpu_features(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        # Read by the OpenMP runtime at start-up: PASSIVE (stylelab's CLI) wakes sleeping
-        # threads for every operation, which the microbenchmark pays as the steps do.
+        # Read by the OpenMP runtime at start-up (threads.py): PASSIVE wakes sleeping threads
+        # for every operation, a short spin count does not; the microbenchmark pays as the steps do.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "default"),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -65,33 +68,6 @@ def describe(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def load1() -> float:
-    """The 1-minute load average (0 where the platform has none)."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
-
-
-def _cpu_times() -> tuple[int, int] | None:
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields[:8]), idle
-
-
-def busy_cores(interval: float = 1.0) -> float:
-    """Cores kept busy over ``interval`` seconds while this process sleeps (load average where unknown)."""
-    a = _cpu_times()
-    time.sleep(interval)
-    b = _cpu_times()
-    if a is None or b is None or b[0] == a[0]:
-        return load1()
-    return (1 - (b[1] - a[1]) / (b[0] - a[0])) * (os.cpu_count() or 1)
 
 
 def wait_quiet(max_busy: float, max_wait: float, log: Callable[[str], None] | None = None) -> dict:

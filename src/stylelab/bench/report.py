@@ -241,7 +241,8 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {cpu_label(m)}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads, "
-        f"OMP_WAIT_POLICY {m.get('omp_wait_policy', '?')}), device {m['device']}.",
+        f"OMP_WAIT_POLICY {m.get('omp_wait_policy', '?')}, GOMP_SPINCOUNT {m.get('gomp_spincount', '?')}), "
+        f"device {m['device']}.",
         f"Load (1-min average) during the measurements: {results['load']['min']:.2f} to "
         f"{results['load']['max']:.2f}, median {results['load']['median']:.2f}; "
         f"cores kept busy by others: median {results['busy_cores']['median']:.2f}.",

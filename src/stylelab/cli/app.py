@@ -280,12 +280,16 @@ EXIT = (typer.Exit, getattr(_click_exceptions, "Exit", typer.Exit))
 ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort))
 
 
-def _tune_process() -> None:
-    """The command owns its process: sleeping OpenMP threads (threads.py, before torch loads)
-    and a heap that keeps freed activations for the next step (allocator.py)."""
+def _tune_process(args: list[str]) -> None:
+    """The command owns its process: how OpenMP threads wait (threads.py, before torch loads:
+    a short spin on a quiet machine, asleep on a busy one or in the long-lived studio) and a
+    heap that keeps freed activations for the next step (allocator.py)."""
     from .. import allocator, threads
 
-    threads.prefer_sleeping_threads()
+    if args[:1] == ["serve"]:
+        threads.prefer_sleeping_threads()
+    else:
+        threads.choose_wait_policy()
     allocator.reuse_freed_memory()
 
 
@@ -302,8 +306,9 @@ def _invoke(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
     try:
-        _tune_process()
-        code = _invoke(expand_multi_values(list(sys.argv[1:] if argv is None else argv)))
+        args = list(sys.argv[1:] if argv is None else argv)
+        _tune_process(args)
+        code = _invoke(expand_multi_values(args))
     except StylelabError as exc:
         _error(str(exc))
         code = 2
