@@ -94,3 +94,21 @@ def for_item(callback: Callback, item: int) -> Callback:
         return None
 
     return relay
+
+
+def deliver(sinks, event: Event) -> tuple[bool, BaseException | None]:
+    """Send ``event`` to every sink, whatever the others do: (whether one returned True to ask
+    for a stop, the first exception one raised). Both engines' runs end on either, so that a
+    sink's failure ends a run instead of leaving it half-done, and an ending reaches every sink."""
+    stop, error = False, None
+    for cb in sinks:
+        try:
+            stop = cb(event) is True or stop
+        except Exception as exc:  # noqa: BLE001 - kept for the caller, who ends the run with it
+            error = error or exc
+    return stop, error
+
+
+def said_in_one_line(exc: BaseException) -> str:
+    """An exception as the one line an ending carries: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -18,7 +18,7 @@ import torch
 
 from . import optimizers
 from . import tiled_step as tiled
-from .events import Preview, Snapshot, Step
+from .events import Preview, Snapshot, Step, deliver, said_in_one_line
 from .recipes import DEFAULT_LR, Recipe
 
 
@@ -46,22 +46,17 @@ class BatchRun:
         self._previewed = self.t0
 
     def emit(self, event) -> None:
-        for cb in self.callbacks:
-            try:
-                if cb(event) is True:
-                    self.end_all("cancelled", "stopped by a callback")
-            except Exception as exc:  # noqa: BLE001 - a sink's failure ends the run, never leaves it half-done
-                if self.sink_error is None:
-                    self.sink_error = exc
-                    self.end_all("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        stop, error = deliver(self.callbacks, event)
+        if error is not None and self.sink_error is None:
+            self.sink_error = error
+            self.end_all("error", said_in_one_line(error))
+        if stop:
+            self.end_all("cancelled", "stopped by a callback")
 
     def emit_ending(self, event) -> None:
         """An ending goes to every callback even when one of them raises (the first error is kept)."""
-        for cb in self.callbacks:
-            try:
-                cb(event)
-            except Exception as exc:  # noqa: BLE001 - see emit
-                self.sink_error = self.sink_error or exc
+        _, error = deliver(self.callbacks, event)
+        self.sink_error = self.sink_error or error
 
     def end_all(self, status: str, why: str) -> None:
         """Every item still running ends with ``status`` (cancelled, interrupted, error)."""

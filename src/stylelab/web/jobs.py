@@ -28,7 +28,7 @@ from pathlib import Path
 from .. import images
 from ..engines import EngineCache
 from ..errors import StylelabError
-from ..events import Preview, Snapshot, Started, Step
+from ..events import Preview, Snapshot, Started, Step, said_in_one_line
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
 from .gallery import thin
@@ -280,7 +280,7 @@ class JobQueue:
                 job.state, job.message = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - one bad job must not stop the queue
                 log.exception("job %s failed", job.id)
-                job.state, job.message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+                job.state, job.message = "failed", said_in_one_line(exc)
             with self._lock:
                 job.finished = time.time()
                 if self._closing and job.state == "cancelled":
