@@ -239,8 +239,8 @@ class _SquaredError(torch.autograd.Function):
 
     Autograd's backward of the same expression multiplies the gradient broadcast from the
     mean (every stride 0) with the channels-last difference, twice, on TensorIterator's
-    slow strided path: 11.7 ms per step at relu4_2 of a 512 px image in bf16, where this
-    takes about 1 ms (benchmarks/README.md, Levers).
+    slow strided path: forward and backward at relu4_2 of a 512 px image in bf16 took
+    11.7 ms, this takes 2.9 ms (benchmarks/README.md, Levers).
     """
 
     @staticmethod
