@@ -52,20 +52,23 @@ def results(tmp_path, inputs):
 def test_sheet_puts_any_images_in_an_effect_picture_with_their_metrics(results, inputs, tmp_path, capsys):
     content, style = inputs / "content.png", inputs / "styles" / "mosaic.png"
     out = tmp_path / "effect.pdf"
+    # Measured at 128 px (the option; 512 by default) so that the three style losses' yardsticks stay quick.
     argv = ["sheet", *map(str, results), "--content", str(content), "--style", str(style), "-o", str(out)]
+    argv += ["--size", "128"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     text = pdf_text(out.read_bytes())
     paths = [results[0], results[1], results[2] / "result.png"]
     for label, path in zip(["other-tool", "mine", "content__mosaic__default"], paths):
-        d = distances(path, content, [style])
+        d = distances(path, content, [style], size=128)
         assert f"{label}: content distance {d.content:.4f}  style distance {d.style:.4f}" in printed
         assert label in text
         assert f"c {d.content:.3f}  s {d.style:.3f}" in text  # under its picture
     assert "content: content" in text and "style: mosaic" in text
     assert out.read_bytes().count(b"/Subtype /Image") >= 5  # content, style, three results: embedded
     png = tmp_path / "effect.png"
-    assert main(["sheet", str(results[0]), "-c", str(content), "-s", str(style), "-o", str(png), "-l", "theirs"]) == 0
+    argv = ["sheet", str(results[0]), "-c", str(content), "-s", str(style), "-o", str(png), "-l", "theirs"]
+    assert main([*argv, "--size", "128"]) == 0
     img = Image.open(png)
     img.load()
     assert img.width > 300 and img.height > 200
