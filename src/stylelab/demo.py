@@ -6,6 +6,7 @@ the demo needs no files and no network.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def builtin_images() -> tuple[Image.Image, dict[str, Image.Image]]:
 def run_demo(out_dir: Path, *, quiet: bool = False, **overrides) -> list[Path]:
     """Write one run folder per style and an overview picture to ``out_dir``."""
     from .images import save_png
-    from .progress import ProgressBar
+    from .progress import LogLines, ProgressBar
     from .sheets import figure_to_image, grid_picture
 
     # Only a new or empty folder, or one an earlier demo made, is written into.
@@ -109,6 +110,8 @@ def run_demo(out_dir: Path, *, quiet: bool = False, **overrides) -> list[Path]:
     plan = engine.prepare(tasks, recipe)
     if quiet:
         results = engine.run(plan, writers)
+    elif not sys.stderr.isatty():  # a log, `| cat`, CI: plain lines, not a bar's last frame
+        results = engine.run(plan, [*writers, LogLines(max(1, recipe.steps // 5))])
     else:
         with ProgressBar() as bar:
             results = engine.run(plan, [*writers, bar])
@@ -117,10 +120,7 @@ def run_demo(out_dir: Path, *, quiet: bool = False, **overrides) -> list[Path]:
         rows, ["style", "content", "result"], title=f"stylelab demo ({recipe.size}px, {recipe.steps} steps)"
     )
     save_png(figure_to_image(fig), out_dir / "overview.png")
-    if not quiet:
-        from rich.console import Console
-
-        Console(stderr=True).print(
-            f"demo done in {time.perf_counter() - t0:.0f}s: {out_dir / 'overview.png'} and one run folder per style"
-        )
+    if not quiet:  # a plain line: a console would wrap it at 80 columns in a log
+        where = f"{out_dir / 'overview.png'} and one run folder per style"
+        print(f"demo done in {time.perf_counter() - t0:.0f}s: {where}", file=sys.stderr, flush=True)
     return [out_dir / n for n in names]

@@ -60,3 +60,16 @@ def test_demo_command(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 0
     assert (tmp_path / "d" / "overview.png").is_file()
     assert capsys.readouterr().err == ""
+
+
+def test_demo_in_a_log_prints_plain_lines(tmp_path, monkeypatch, capsys):
+    """stderr is not a terminal (a log, `| cat`, CI): step lines per style and one closing line,
+    not the last frame of a progress bar cut to the console's width."""
+    monkeypatch.setattr(demo, "DEMO_SETTINGS", {**demo.DEMO_SETTINGS, "size": 32, "steps": 5})
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    for name in demo.STYLE_NAMES:
+        assert any(line.startswith(f"{name}: step 5/5  content ") for line in lines), lines
+        assert any(line.startswith(f"{name}: done: 5 steps in ") for line in lines), lines
+    assert lines[-1].startswith("demo done in ") and lines[-1].endswith("and one run folder per style")
+    assert not any("…" in line for line in lines)
