@@ -8,7 +8,7 @@ operation waits for the slower one: on this project's shared 2-core machine a
 they wait (``OMP_WAIT_POLICY=PASSIVE``; one thread took 1.2 s, a short spin of
 ``GOMP_SPINCOUNT=10000`` 1.1 s). On a quiet machine it is the other way round:
 a step is a few hundred operations of a millisecond or less, and waking a
-sleeping thread for each costs 8-15% of a bf16 step (256 px 0.082-0.094 s
+sleeping thread for each costs 8-25% of a bf16 step (256 px Adam 0.082-0.109 s
 passive, 0.075-0.080 s with the short spin, on 2 quiet Sapphire Rapids cores;
 benchmarks/README.md). So a command that starts on a quiet machine spins
 briefly, and one that starts beside other work, or serves for hours (the
