@@ -269,3 +269,23 @@ def test_inside_resolves_links_and_refuses_what_leads_out_hidden_or_loops(tmp_pa
             inside(root, path)
         assert str(outside) not in str(refused.value)  # the message never says where a link leads
     assert inside(root, root / "state", hidden=True) == root / ".studio"
+
+
+# ---------------------------------------------------------------- a running run's page
+
+
+@pytest.mark.parametrize("outside_is_a_run", [True, False])
+def test_a_running_key_outside_the_runs_folder_says_nothing_of_what_is_there(runs_dir, outside, outside_is_a_run):
+    """``x.partial`` names the run it becomes once finished; a key that climbs out of the runs
+    folder gets the same answer whether or not a finished run sits where it points."""
+    from stylelab.web.gallery import Gallery, RunNotFound
+
+    if outside_is_a_run:
+        plain_run(outside / "done", message=SECRET_TEXT)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    plain_run(runs_dir / "mine")
+    gallery = Gallery(runs_dir)
+    with pytest.raises(RunNotFound) as caught:
+        gallery.detail("../outside/done.partial")
+    assert str(caught.value) == "no run being written under '../outside/done.partial' (it may have finished)"
+    assert gallery.detail("mine.partial")["finished_as"] == "mine"  # inside, it still leads to the run

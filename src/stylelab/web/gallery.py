@@ -376,10 +376,15 @@ class Gallery:
     def running_detail(self, key: str) -> dict:
         """A run still being written: its settings, its metrics so far and its newest snapshot;
         once it has finished, where it now is (``finished_as``: the page that follows it moves there)."""
-        if live_runs.find_unfinished(self.root, key) is None and is_complete(self.root / key[: -len(PARTIAL)]):
-            final = self.run(key[: -len(PARTIAL)])
+        run = live_runs.find_unfinished(self.root, key)
+        if run is None:
+            # Through ``run``, the one confined lookup: no path from the request is looked at
+            # on disk before it is known to be inside the runs folder.
+            try:
+                final = self.run(key[: -len(PARTIAL)])
+            except RunNotFound:
+                raise RunNotFound(f"no run being written under {key!r} (it may have finished)") from None
             return {"key": key, "running": False, "finished_as": self.key(final)}
-        run = self._unfinished(key)
         out = live_runs.summary(self.root, run, self.experiment(run.folder))
         out["title"] = self.live_titles().get(run.key) or out["title"]
         terms, rows = live_runs.read_metrics_so_far(live_runs.metrics_file(self.root, run))
