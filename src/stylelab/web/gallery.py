@@ -104,7 +104,7 @@ class Gallery:
     def invalidate(self) -> None:
         self._cache = None
 
-    def _scan(self) -> tuple[list[Run], list[Unfinished], dict[str, str]]:
+    def _scan(self) -> tuple[list[Run], list[Unfinished], dict[str, str], list[VideoRun]]:
         # One thread rescans while concurrent requests wait for its answer, rather than
         # fifty requests walking the same folders at once.
         with self._lock:
@@ -114,20 +114,7 @@ class Gallery:
                 keys = [self.key(r) for r in found] + [v.key for v in videos]
                 titles = dict(zip(keys, labels(painted_all)))
                 self._cache = (time.monotonic(), found, unfinished, titles, videos)
-            return self._cache[1:4]
-
-    def videos(self) -> list[VideoRun]:
-        """Every video run folder (video_gallery), finished or being painted."""
-        self._scan()
-        return self._cache[4]
-
-    def all_runs(self) -> list[Run]:
-        """Every complete run folder, oldest first."""
-        return self._scan()[0]
-
-    def unfinished(self) -> list[Unfinished]:
-        """Every run still being written (a ``.partial`` folder that holds its recipe.toml)."""
-        return self._scan()[1]
+            return self._cache[1:]  # taken under the lock: invalidate() may drop the cache meanwhile
 
     def title(self, run: Run) -> str:
         """The run's label among the gallery's runs (``labels.labels``)."""
@@ -270,14 +257,14 @@ class Gallery:
 
     def listing(self) -> dict:
         """Runs being written first, then finished ones newest first; and the experiment folders that hold them."""
-        runs, unfinished, _ = self._scan()
+        runs, unfinished, _, videos = self._scan()  # one scan: both halves of the answer agree
         running = [live_runs.summary(self.root, u, self.experiment(u.folder)) for u in unfinished]
         known = self.live_titles()
         for r in running:
             if known.get(r["key"]):
                 r["title"], r["studio"] = known[r["key"]], True
         finished = [self.summary(r) for r in runs]
-        for v in self.videos():
+        for v in videos:
             card = self.video_summary(v, known)
             (running if card["running"] else finished).append(card)
         finished.sort(key=lambda r: -(r["finished"] or 0))
