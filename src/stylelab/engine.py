@@ -30,7 +30,7 @@ from PIL import Image
 from . import color, features, images, precision
 from .engines import NETWORK_FIELDS, EngineCache, Result, make_engine
 from .errors import MemoryLimitError, RecipeError
-from .events import Callback, Done, Failed, Snapshot, Started
+from .events import Callback, Done, Failed, Snapshot, Started, deliver
 from .layers import depth
 from .memory import PeakMeter
 from .plan import Item, Plan, fit_to, prepare, scale_sizes
@@ -172,7 +172,7 @@ class Engine:
         """An item whose batch never started (the run was stopped before it): cancelled, and said so."""
         why = "cancelled before it started"
         res = Result(None, plan.recipe, status="cancelled", message=why, task=plan.items[i].task)
-        BatchRun(plan.recipe, [i], 0, sinks, None, self.device, ()).emit_ending(Failed(i, 0, why, "cancelled", res))
+        deliver(sinks, Failed(i, 0, why, "cancelled", res))  # to every sink; what one raises changes nothing now
         return res
 
     def _run_batch(self, plan: Plan, batch: list[int], sinks, stop, preview) -> list[Result]:
@@ -251,16 +251,17 @@ class Engine:
             if error is not None:
                 raise error from exc
             raise
-        results = self._endings(run, items, x, finish, meter.stop(), recipe, plan)
+        results = self._endings(run, items, x, finish, meter.stop(), recipe, plan, tiling)
         if run.sink_error is not None:
             raise run.sink_error
         return results
 
-    def _endings(self, run: BatchRun, items: list[Item], x, finish, peak: int, recipe: Recipe, plan: Plan):
+    def _endings(self, run: BatchRun, items: list[Item], x, finish, peak: int, recipe: Recipe, plan: Plan, tiling):
         elapsed = time.perf_counter() - run.t0
         results = []
         for i, it in enumerate(items):
-            img = images.with_alpha(finish(x[i : i + 1], i), it.alpha) if x is not None else None
+            rgb = finish(x[i : i + 1], i) if x is not None else None
+            img = images.with_alpha(rgb, it.alpha) if rgb is not None else None
             res = Result(
                 img,
                 recipe,
@@ -279,7 +280,7 @@ class Engine:
             results.append(res)
             if res.status == "done":
                 if recipe.save_every and run.sink_error is None:
-                    shot = img.convert("RGB") if plan.tiling(run.items) is None else _thumbnail(img.convert("RGB"))
+                    shot = rgb if tiling is None else _thumbnail(rgb)  # the picture without its alpha
                     run.emit(Snapshot(run.items[i], run.step, shot, res.losses))
                 if run.status[i] == "done":
                     run.emit_ending(Done(run.items[i], res))

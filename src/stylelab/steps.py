@@ -132,8 +132,7 @@ def run_scale(
     recipe = run.recipe
     if opt is None:
         # history: a print's bounded L-BFGS pairs (tiles.lbfgs_history); a carried optimiser keeps its own.
-        extra = {} if history is None else {"history": history}
-        opt = optimizers.make(recipe.optimizer, recipe.lr, **extra)
+        opt = optimizers.make(recipe.optimizer, recipe.lr, history)
     last_good = x.detach().clone()
     x = x.detach().clone().requires_grad_(tiles is None)
     terms = run.terms

@@ -98,7 +98,7 @@ def _tiled_statistics(net, fitted, mask, plan: TilePlan, recipe: Recipe, device,
 
     layers = recipe.resolved_style_layers
     hw = (fitted.height, fitted.width)
-    masks = None if mask is None else {k: guides.to_layer(mask, k, hw).to(device) for k in layers}
+    masks = None if mask is None else {k: m.to(device) for k, m in guides.to_layers(mask, layers, hw).items()}
     image = images.to_tensor(fitted).to(device)
     sums = tiled_step.tiled_sums(
         net, image, plan, recipe.style_loss, layers, masks, autocast=autocast, most=SWD_SAMPLES
@@ -164,7 +164,7 @@ def build_objective(
             continue
         # The masks at this scale's input size (conv1_1 is before any pooling), then at each layer's.
         at_size = torch.cat([guides.to_layer(m, "conv1_1", hw) for m in masks]).to(device)
-        layer_guides = {layer: guides.to_layer(at_size, layer) for layer in style_layers}
+        layer_guides = guides.to_layers(at_size, style_layers)
         regions.append(StyleRegion(targets, layer_guides, at_size.mean(dim=(1, 2, 3))))
     weights = Weights(
         recipe.content_weight,

@@ -155,8 +155,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_image(monkeypatch, tiny_
 def test_nan_image_is_caught_the_step_it_happens(monkeypatch, tiny_content, tiny_style):
     real_make = optimizers.make
 
-    def make(name, lr):
-        opt = real_make(name, lr)
+    def make(name, lr, history=None):
+        opt = real_make(name, lr, history)
         step, count = opt.step, [0]
 
         def poisoned(x, grad, active):

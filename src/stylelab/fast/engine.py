@@ -237,7 +237,7 @@ class FastEngine:
 
     def _never_started(self, plan: Plan, i: int, sinks, kind: str, why: str) -> Result:
         res = Result(None, plan.recipe, status=kind, message=why, task=plan.items[i].task, precision=PRECISION)
-        _Emitter(sinks).ending(Failed(i, 0, why, kind, res))
+        deliver(sinks, Failed(i, 0, why, kind, res))  # to every sink; what one raises changes nothing now
         return res
 
     def _run_item(self, plan: Plan, i: int, sinks, stop) -> Result:
