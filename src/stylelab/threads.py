@@ -16,7 +16,8 @@ studio, Ray workers), sleeps.
 
 The setting is read when the OpenMP runtime starts, i.e. when torch is first
 imported, so it is applied only if torch is not loaded yet, and never over a
-value the user set. ``import stylelab`` applies nothing.
+value the user set (``OURS`` tells stylelab's own, inherited ones too). ``import
+stylelab`` applies nothing; nor do ``--help`` and ``--version`` (cli/app.py).
 """
 
 from __future__ import annotations
@@ -31,39 +32,46 @@ SPIN_COUNT = "GOMP_SPINCOUNT"
 SHORT_SPIN = "10000"  # libgomp's busy-wait iterations before sleeping: tens of microseconds
 QUIET = 0.5  # cores other programs keep busy, at most, for a quiet machine
 SAMPLE = 0.05  # seconds of /proc/stat the choice looks at
-_set_here: dict[str, str] = {}
+# Names the variables above that stylelab set, not the user. Child processes inherit it with
+# them (a local Ray instance's workers, video chunks), so a worker that wants sleeping threads
+# can replace its driver's short spin instead of taking it for the user's own choice.
+OURS = "STYLELAB_THREAD_SETTINGS"
 
 
 def prefer_sleeping_threads() -> bool:
-    """Threads that sleep while they wait (long-lived processes); True if set here."""
+    """Threads that sleep while they wait (long-lived processes); True if stylelab's choice holds."""
     return _choose({WAIT_POLICY: "PASSIVE"})
 
 
 def choose_wait_policy() -> bool:
     """A short spin on a quiet machine, sleeping threads on a busy one (one command's process);
-    True if set here."""
+    True if stylelab's choice holds."""
     if _user_chose() or "torch" in sys.modules:
-        return bool(_set_here)
+        return bool(_ours())
     quiet = busy_cores(SAMPLE) <= QUIET
     return _choose({SPIN_COUNT: SHORT_SPIN} if quiet else {WAIT_POLICY: "PASSIVE"})
 
 
+def _ours() -> set[str]:
+    return {k for k in os.environ.get(OURS, "").split(",") if k in (WAIT_POLICY, SPIN_COUNT)}
+
+
 def _user_chose() -> bool:
-    return any(k in os.environ and k not in _set_here for k in (WAIT_POLICY, SPIN_COUNT))
+    ours = _ours()
+    return any(k in os.environ and k not in ours for k in (WAIT_POLICY, SPIN_COUNT))
 
 
 def _choose(values: dict[str, str]) -> bool:
     if _user_chose() or "torch" in sys.modules:
-        return bool(_set_here)
-    for key in (WAIT_POLICY, SPIN_COUNT):
-        if key in _set_here:
-            del os.environ[key]
-            del _set_here[key]
+        return bool(_ours())
+    for key in _ours():
+        os.environ.pop(key, None)
     os.environ.update(values)
-    _set_here.update(values)
+    os.environ[OURS] = ",".join(values)
     return True
 
 
 def user_environment() -> dict[str, str]:
     """This process's environment without what stylelab added: for running other tools as a user would."""
-    return {k: v for k, v in os.environ.items() if k not in _set_here}
+    drop = _ours() | {OURS}
+    return {k: v for k, v in os.environ.items() if k not in drop}

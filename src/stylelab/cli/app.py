@@ -280,6 +280,9 @@ EXIT = (typer.Exit, getattr(_click_exceptions, "Exit", typer.Exit))
 ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort))
 
 
+HELP_ONLY = frozenset({"--help", "-h", "--version"})
+
+
 def _tune_process(args: list[str]) -> None:
     """The command owns its process: how OpenMP threads wait (threads.py, before torch loads:
     a short spin on a quiet machine, asleep on a busy one or in the long-lived studio) and a
@@ -288,7 +291,7 @@ def _tune_process(args: list[str]) -> None:
 
     if args[:1] == ["serve"]:
         threads.prefer_sleeping_threads()
-    else:
+    elif args and not HELP_ONLY & set(args):  # help and the version load no torch: no sample needed
         threads.choose_wait_policy()
     allocator.reuse_freed_memory()
 
