@@ -25,7 +25,6 @@ that does not fit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -229,12 +228,6 @@ def largest_size(
 def batch_that_fits(recipe: Recipe, width: int, height: int, free: int, share: float) -> int:
     """How many images of (width, height) at once fit in ``share`` of ``free`` bytes (at least 1)."""
     return max(1, int(free * share // max(1, image_bytes(recipe, width, height))))
-
-
-def pixels_that_fit(recipe: Recipe, budget: int, act_bytes: int | None = None) -> int:
-    """Roughly the most pixels one image of a step may have within ``budget`` bytes (for tiling)."""
-    per_pixel = image_bytes(recipe, 1024, 1024, act_bytes) / (1024 * 1024)
-    return max(1, math.floor(budget / per_pixel))
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,6 @@ class Reference:
     regions: list[Region]
     kinds: tuple[str, ...] = STYLE_LOSSES
 
-    @property
-    def grams(self) -> dict[str, torch.Tensor]:
-        """The first region's blended Gram per style layer."""
-        return {layer: s.gram for layer, s in self.regions[0].stats["gram"].items()}
-
 
 @torch.no_grad()
 def reference(

@@ -23,7 +23,7 @@ import torch
 from . import style_losses
 from .losses import GramTap, _weighted, content_power, content_term, style_term, tv_term
 from .recipes import NORMALIZATIONS
-from .terms import TOTAL, term_names
+from .terms import TOTAL
 
 
 @dataclass
@@ -112,10 +112,6 @@ class Objective:
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*self.content_layers, *self.style_layers]))
-
-    @property
-    def terms(self) -> tuple[str, ...]:
-        return term_names(self.temporal is not None)
 
     @property
     def _fast_gram(self) -> bool:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import images
 from .errors import StylelabError
-from .events import Callback, for_item
+from .events import Callback, for_item, said_in_one_line
 from .experiments import Experiment, RunSpec
 from .memory import available_memory, batch_that_fits
 from .recipes import INITS, Recipe
@@ -217,7 +217,7 @@ class LocalExecutor:
             try:
                 records = execute_batch(batch, callbacks=[events] if events else (), stop=stop, engines=self.engines)
             except Exception as exc:  # noqa: BLE001 - one broken batch is reported; the sweep goes on
-                why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                why = said_in_one_line(exc)
                 records = [_error_record(spec, batch, why) for spec in batch.runs]
             for spec, record in zip(batch.runs, records):
                 deliver(spec, record)

@@ -156,10 +156,6 @@ class Task:
     def style_images(self) -> list[Any]:
         return [img for s in self.styles for img in s.images]
 
-    @property
-    def regions(self) -> bool:
-        return any(s.mask is not None for s in self.styles)
-
     def to_dict(self, recorded: Any = None) -> dict[str, Any]:
         """The serialised task: names, content hashes and weights (see the module's docstring).
         ``recorded``: how an input is recorded (default: ``describe``, by its file and hash)."""

@@ -123,13 +123,6 @@ class TiledObjective:
         return cls(content, style, w.content, w.style, w.tv, norm, shares or (1.0,), objective.temporal, w.temporal)
 
     @property
-    def terms(self) -> tuple[str, ...]:
-        """The names of the terms a step reports, as ``Objective.terms``."""
-        from .terms import term_names
-
-        return term_names(self.temporal is not None)
-
-    @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([t.layer for t in self.content] + [t.layer for t in self.style]))
 

@@ -69,7 +69,8 @@ def sheet_command(
         refs = {}
         for i, (name, pic) in enumerate(zip(labels, pictures)):
             if pic.size not in refs:  # one reference per image size: the content's features, the styles' Grams
-                refs[pic.size] = reference(content_img, style_imgs, pic.size, style_weights or None)
+                # Only the Gram distance is shown: the other losses' yardsticks (swd sorts every pixel) are not made.
+                refs[pic.size] = reference(content_img, style_imgs, pic.size, style_weights or None, kinds=("gram",))
             d = distances_to(pic, refs[pic.size])
             measured[i] = {"content": d.content, "style": d.style}
             out.print(f"{name}: content distance {d.content:.4f}  style distance {d.style:.4f}", highlight=False)
