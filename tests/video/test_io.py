@@ -332,3 +332,28 @@ def test_float_frames_mkv_files_and_ordinary_permissions(clip, tmp_path):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
     assert probe(out).frames in (1, None)
+
+
+@pytest.mark.parametrize("size", [None, 48, (40, 30)])
+def test_skipped_frames_are_the_same_frames_unconverted(clip, clip_mp4, tmp_path, monkeypatch, size):
+    """``skip`` gives what the whole read gives from there on, in a file and in a folder, without
+    converting the frames passed over (a chunk deep in a long clip no longer pays for them)."""
+    folder = tmp_path / "frames"
+    with VideoWriter(folder, FPS, (96, 64)) as w:
+        for frame in clip.frames[:6]:
+            w.write(frame)
+    for source, kw in ((clip_mp4, {"start": 0.05, "max_frames": 8}), (folder, {"fps": FPS, "start": 0.05})):
+        whole = [(i, np.asarray(img)) for i, img in read_frames(source, size=size, **kw)]
+        converted: list[int] = []
+
+        def counted(frame, *args, _real=av.VideoFrame.to_image, _seen=converted, **kwargs):
+            _seen.append(1)
+            return _real(frame, *args, **kwargs)
+
+        monkeypatch.setattr(av.VideoFrame, "to_image", counted)
+        part = [(i, np.asarray(img)) for i, img in read_frames(source, size=size, skip=3, **kw)]
+        monkeypatch.undo()
+        assert [i for i, _ in part] == [i for i, _ in whole[3:]], source
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(part, whole[3:])), source
+        if source == clip_mp4:
+            assert len(converted) == len(whole) - 3  # only the frames yielded were made images

@@ -225,6 +225,7 @@ def read_frames(
     fps: float | Fraction | None = None,
     max_pixels: int = MAX_FRAME_PIXELS,
     limit: int = MAX_FRAMES,
+    skip: int = 0,
 ) -> Iterator[tuple[int, Image.Image]]:
     """Yield ``(index, RGB image)`` for the frames of a video file or folder of frames, one at a time.
 
@@ -233,6 +234,8 @@ def read_frames(
     piece read with ``start`` keeps its place. ``size`` resizes every frame (an int: the longest
     side; a pair: exact (W, H)); without it all frames take the first frame's size, so a stream that
     changes resolution midway still gives frames one writer can take. Display rotation is applied.
+    ``skip``: the first ``skip`` frames of the selection are passed over unconverted and unresized
+    (a video's are still decoded, as they must be; a folder's are not read).
 
     Raises:
         VideoError: as ``probe``, a selection outside the video or over ``limit`` frames, or a
@@ -241,18 +244,18 @@ def read_frames(
     info = probe(path, fps=fps, max_pixels=max_pixels)
     first, stop, count = _selection(start, end, max_frames, info.fps, info.duration, info.frames, limit)
     if info.is_folder:
-        return _read_folder(info, first, stop, count, size, max_pixels)
-    return _read_video(info, first, stop, count, size, max_pixels)
+        return _read_folder(info, first, stop, count, size, max_pixels, skip)
+    return _read_video(info, first, stop, count, size, max_pixels, skip)
 
 
 def _fit(img: Image.Image, target: tuple[int, int] | None) -> Image.Image:
     return img if target is None or img.size == target else img.resize(target, Image.Resampling.LANCZOS)
 
 
-def _read_folder(info: VideoInfo, first: int, stop, count: int, size, max_pixels: int):
+def _read_folder(info: VideoInfo, first: int, stop, count: int, size, max_pixels: int, skip: int = 0):
     files = frame_files(info.path)[first : stop if stop is not None else None][:count]
     target = _target_size(size, info.width, info.height, max_pixels)
-    for i, file in enumerate(files):
+    for i, file in enumerate(files[skip:], skip):
         yield first + i, _fit(_load_frame(file, max_pixels), target)
 
 
@@ -262,7 +265,7 @@ def _upright(img: Image.Image, rotation: int) -> Image.Image:
     return img.transpose(ops[rotation]) if rotation in ops else img
 
 
-def _read_video(info: VideoInfo, first: int, stop, count: int, size, max_pixels: int):
+def _read_video(info: VideoInfo, first: int, stop, count: int, size, max_pixels: int, skip: int = 0):
     import av
 
     container, stream = _open(info.path, max_pixels)
@@ -285,11 +288,13 @@ def _read_video(info: VideoInfo, first: int, stop, count: int, size, max_pixels:
                 ended = False
                 break
             _check_pixels(name, frame.width, frame.height, max_pixels)
-            img = _upright(frame.to_image(), round((frame.rotation or 0) / 90) * 90 % 360)
-            if target is None:
-                target = _target_size(size, img.width, img.height, max_pixels)
+            rotation = round((frame.rotation or 0) / 90) * 90 % 360
+            if target is None:  # the first selected frame's size, upright
+                upright = (frame.height, frame.width) if rotation in (90, 270) else (frame.width, frame.height)
+                target = _target_size(size, *upright, max_pixels)
             last = index
-            yield index, _fit(img, target)
+            if n >= skip:  # a skipped frame is decoded (the stream needs it) but never converted
+                yield index, _fit(_upright(frame.to_image(), rotation), target)
             n += 1
             if n >= count:
                 ended = False

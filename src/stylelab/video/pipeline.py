@@ -282,14 +282,13 @@ class ClipPlan:
 
     def frames(self, skip: int = 0) -> Iterator[tuple[int, int, Image.Image]]:
         """``(frame, source index, image at the painted size)`` for the selection, from frame ``skip + 1``
-        (the frames before are decoded and passed over, as a video must be)."""
+        (the frames before are decoded and passed over, as a video must be, but not converted or resized)."""
         from .io import read_frames
 
         s = self.spec
-        it = read_frames(s.source, s.start, s.end, s.max_frames, self.size, fps=s.fps)
-        for n, (index, img) in enumerate(it, 1):
-            if n > skip:
-                yield n, index, img
+        it = read_frames(s.source, s.start, s.end, s.max_frames, self.size, fps=s.fps, skip=skip)
+        for n, (index, img) in enumerate(it, skip + 1):
+            yield n, index, img
 
     def content_of(self, frame: Image.Image) -> Image.Image:
         """What the engine paints for ``frame`` (its luminance under luminance preservation)."""
