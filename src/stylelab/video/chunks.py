@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VideoError
+from ..images import png_bytes
 from .pipeline import ClipSpec, paint_frames, plan_clip
 
 
@@ -64,12 +64,6 @@ class ChunkFrame:
     losses: dict[str, float]
 
 
-def _png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
-
-
 @functools.cache
 def _engines():
     """A worker process's engines: it paints chunk after chunk and builds the network once."""
@@ -93,8 +87,8 @@ def paint_chunk(spec: ClipSpec, chunk: tuple[int, int], engine=None, stop: threa
                 ChunkFrame(
                     pf.frame,
                     pf.index,
-                    _png(pf.image),
-                    _png(pf.painted) if plan.luminance else b"",
+                    png_bytes(pf.image),
+                    png_bytes(pf.painted) if plan.luminance else b"",
                     pf.result.steps,
                     pf.seconds,
                     pf.result.status,

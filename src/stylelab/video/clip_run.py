@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import folders
 from ..errors import VideoError
+from ..events import deliver
 from .chunks import kept, local_runner, plan_chunks
 from .events import ClipEnded, ClipStarted, FrameDone
 from .output import assemble, check_output, is_stylelab_video
@@ -65,14 +66,6 @@ def _emit(sinks: Sequence, event) -> bool:
         if sink(event) is True:
             stop = True
     return stop
-
-
-def _emit_ending(sinks: Sequence, event) -> None:
-    for sink in sinks:
-        try:
-            sink(event)
-        except Exception:  # noqa: BLE001 - the ending reaches every sink; the clip's state is saved already
-            pass
 
 
 def prepare_clip(
@@ -209,10 +202,10 @@ def paint_into(
         outcome.status = "error"
         outcome.message = (str(exc).splitlines() or [type(exc).__name__])[0]
         _finish(run, outcome, engine, t0)
-        _emit_ending(sinks, ClipEnded("error", outcome.frames_done, outcome.total, None, outcome.message, outcome))
+        deliver(sinks, ClipEnded("error", outcome.frames_done, outcome.total, None, outcome.message, outcome))
         raise
     _finish(run, outcome, engine, t0)
-    _emit_ending(
+    deliver(  # the ending reaches every sink; the clip's state is saved already
         sinks, ClipEnded(outcome.status, outcome.frames_done, outcome.total, outcome.output, outcome.message, outcome)
     )
     return outcome

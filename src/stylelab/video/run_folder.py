@@ -99,11 +99,16 @@ class VideoRunFolder:
         done = info.get("frames_done", 0)
         done = done if isinstance(done, int) and done > 0 else 0
         k = 0
-        while k < done and (self.folder / "frames" / frame_name(k + 1)).is_file():
-            if self.plan.luminance and not (self.carried_dir / frame_name(k + 1)).is_file():
-                break
+        while k < done and self._has_frame(k + 1):
             k += 1
         return info, k
+
+    def _has_frame(self, n: int) -> bool:
+        """Frame ``n`` is saved whole: its picture, and what the next frame carries where that differs."""
+        name = frame_name(n)
+        return (self.folder / "frames" / name).is_file() and (
+            not self.plan.luminance or (self.carried_dir / name).is_file()
+        )
 
     def differences(self, info: dict) -> list[str]:
         """The settings that differ from the folder's, by name (recipe fields by theirs)."""
@@ -136,15 +141,7 @@ class VideoRunFolder:
         from .chunks import kept
 
         done = {tuple(c) for c in (info or {}).get("chunks_done", []) if isinstance(c, list) and len(c) == 2}
-        return [
-            c
-            for c in chunks
-            if c in done
-            and all(
-                (self.folder / "frames" / frame_name(n)).is_file() and (self.carried_dir / frame_name(n)).is_file()
-                for n in kept(c)
-            )
-        ]
+        return [c for c in chunks if c in done and all(self._has_frame(n) for n in kept(c))]
 
     def begin(self, keep: range | set[int], info: dict | None, restart: bool, chunks_done=None) -> None:
         """Start writing: cleared on restart, else the frames ``keep`` kept (their rows too)."""
