@@ -141,7 +141,7 @@ class Engine:
             self.fast_engine().check(plan, scale_sizes(recipe.size, recipe.scales)[0], memory_free)
         # The network is built (and its weights checked) now, before any event: a bad weights
         # file is refused like a bad image.
-        self.network({*recipe.resolved_content_layers, *recipe.resolved_style_layers})
+        self.network(set(recipe.network_layers))
         return plan
 
     def run(
@@ -178,7 +178,7 @@ class Engine:
     def _run_batch(self, plan: Plan, batch: list[int], sinks, stop, preview) -> list[Result]:
         recipe = plan.recipe
         items = [plan.items[i] for i in batch]
-        net = self.network({*recipe.resolved_content_layers, *recipe.resolved_style_layers})
+        net = self.network(set(recipe.network_layers))
         torch.manual_seed(recipe.seed)
         generator = torch.Generator().manual_seed(recipe.seed) if recipe.style_loss == "swd" else None
         sizes = scale_sizes(recipe.size, recipe.scales)

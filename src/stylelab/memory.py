@@ -55,7 +55,7 @@ def activation_bytes(recipe: Recipe) -> int:
 
 def _stage_floats(recipe: Recipe, width: int, height: int) -> tuple[int, int]:
     """(all stages' values, the largest stage's values) of the network a recipe cuts, for one image."""
-    used = {*recipe.resolved_content_layers, *recipe.resolved_style_layers}
+    used = set(recipe.network_layers)
     sizes = [c * h * w for _, c, h, w in stages_through(used, height, width)]
     return sum(sizes), max(sizes, default=0)
 
@@ -102,8 +102,7 @@ def estimate(recipe: Recipe, content_size: tuple[int, int], style_sizes: list[tu
 
     act = activation_bytes(recipe)
     w, h = fitted_size(content_size, recipe.size)
-    style_longest = max(16, round(recipe.size * recipe.style_scale))
-    styles = [style_pass_bytes(recipe, *fitted_size(s, style_longest), act) for s in style_sizes]
+    styles = [style_pass_bytes(recipe, *size, act) for size in _style_sizes(recipe, style_sizes)]
     return Estimate(batch * image_bytes(recipe, w, h, act), max(styles, default=0), batch=batch)
 
 
@@ -176,8 +175,7 @@ def check_fits(
 def _style_sizes(recipe: Recipe, style_sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
     from .images import fitted_size
 
-    style_longest = max(16, round(recipe.size * recipe.style_scale))
-    return [fitted_size(s, style_longest) for s in style_sizes]
+    return [fitted_size(s, recipe.style_longest()) for s in style_sizes]
 
 
 def _tiled_fits(recipe: Recipe, content_size, style_sizes, budget: int) -> bool:

@@ -211,10 +211,10 @@ def check_network_sizes(content: Image.Image, styles: list[Image.Image], recipe:
     Each 2x2 pooling halves a side, so an image must keep ``layers.min_side`` pixels
     on its shorter side at every scale the run uses (content) and at the style size.
     """
-    used = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    used = recipe.network_layers
     need = min_side(used)
     deepest = max(used, key=lambda name: BY_NAME[name].index)
-    style_longest = max(16, round(recipe.size * recipe.style_scale))
+    style_longest = recipe.style_longest()
     checks = [("content", content, longest, "--size") for longest in scale_sizes(recipe.size, recipe.scales)]
     checks += [("a style image", s, style_longest, "--style-scale") for s in styles]
     for what, img, longest, knob in checks:

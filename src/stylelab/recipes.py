@@ -183,6 +183,16 @@ class Recipe:
     def resolved_style_layers(self) -> tuple[str, ...]:
         return layer_names.resolve_all(self.style_layers)
 
+    @property
+    def network_layers(self) -> tuple[str, ...]:
+        """Every layer the network serves, content first (canonical names; one may appear twice)."""
+        return (*self.resolved_content_layers, *self.resolved_style_layers)
+
+    def style_longest(self, longest: int | None = None) -> int:
+        """The style images' longest side at a scale whose content's longest side is ``longest``
+        (default: ``size``): one rule for the run, its memory estimate and its checks."""
+        return max(16, round((self.size if longest is None else longest) * self.style_scale))
+
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Recipe)}
 

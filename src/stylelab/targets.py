@@ -49,11 +49,6 @@ class StyleCache:
         return value
 
 
-def style_longest(recipe: Recipe, longest: int) -> int:
-    """The style images' longest side at a scale whose content's longest side is ``longest``."""
-    return max(16, round(longest * recipe.style_scale))
-
-
 def set_statistics(net, s: PreparedSet, recipe: Recipe, longest: int, device, autocast, tile=None) -> dict:
     """A style set's statistics per style layer: each image's, blended with the set's weights.
 
@@ -145,7 +140,7 @@ def build_objective(
                 feats = net(batch, content_layers)
             content_targets = {k: v.float() for k, v in feats.items()}
         del batch
-    s_longest = style_longest(recipe, longest)
+    s_longest = recipe.style_longest(longest)
     # Tiled style passes give the same gram/moments statistics; swd's keep a subset: cached apart.
     key = (*cache_key, "tiled", style_tile) if style_tile is not None else tuple(cache_key)
     regions = []

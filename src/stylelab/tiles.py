@@ -241,7 +241,7 @@ def tiled_bytes(recipe, height: int, width: int, tile: int, *, history: int | No
     the whole image's state (``whole_image_bytes``) and the largest padded tile's activations."""
     from .memory import PROCESS_BYTES
 
-    plan = plan_tiles(height, width, tile, (*recipe.resolved_content_layers, *recipe.resolved_style_layers))
+    plan = plan_tiles(height, width, tile, recipe.network_layers)
     state = whole_image_bytes(recipe, height, width, history)
     per_pixel = _tile_pixel_bytes(recipe, TILE_SLACK if len(plan.tiles) > 1 else 1.0)
     return PROCESS_BYTES + state + math.ceil(per_pixel * plan.largest_padded)
@@ -270,7 +270,7 @@ def auto_tile(recipe, height: int, width: int, budget_bytes: int, *, history: in
     if state + _tile_pixel_bytes(recipe, 1.0) * height * width <= budget_bytes:
         return max(height, width)
     padded = max(0, budget_bytes - state) / _tile_pixel_bytes(recipe)
-    names = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    names = recipe.network_layers
     stride, margin = total_stride(names), margin_for(names)
     # A square padded tile; interior tiles are the largest (own side rounded up to the stride, plus two margins).
     side = (math.isqrt(int(padded)) - 2 * margin - stride) // stride * stride
@@ -283,10 +283,6 @@ def auto_tile(recipe, height: int, width: int, budget_bytes: int, *, history: in
 
 
 # ------------------------------------------------------------------ a run's tiling
-
-
-def _layers(recipe) -> tuple[str, ...]:
-    return (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
 
 
 @dataclass(frozen=True)
@@ -315,7 +311,7 @@ class Tiling:
             if PROCESS_BYTES + image_bytes(recipe, width, height) <= self.budget:
                 return None  # what memory.check_fits lets run whole: the untiled step, at no extra cost
             side = auto_tile(recipe, height, width, self.budget, history=self.history)
-        plan = plan_tiles(height, width, side, _layers(recipe))
+        plan = plan_tiles(height, width, side, recipe.network_layers)
         return plan if len(plan.tiles) > 1 else None
 
 

@@ -178,7 +178,7 @@ def steps(opts, ctx: Context) -> dict:
     best round (``conv_rate``), and the rounds' spread is reported beside it.
     """
     recipe = _recipe(opts)
-    layers = (*recipe.resolved_content_layers, *recipe.resolved_style_layers)
+    layers = recipe.network_layers
     device = torch.device(opts.device)
     variants = step_variants(opts)
     dtypes = sorted({d for _, d in variants}, key=str)
