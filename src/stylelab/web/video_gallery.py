@@ -94,29 +94,39 @@ def load_video_run(root: Path, folder: Path) -> VideoRun | None:
     return VideoRun(resolved, relative_key(root, resolved), info, recipe)
 
 
-def frame_numbers(root: Path, run: VideoRun) -> list[int]:
-    """The frames saved in the run's frames/, in order (files linked outside are left out)."""
+def _listed_frames(root: Path, run: VideoRun) -> list[int]:
+    """The numbers of the frame files in the run's frames/, in order (not yet checked one by one)."""
     try:
         folder = inside(root, run.folder / "frames")
         names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
     except (UnsafePath, OSError):
         return []
-    numbers = sorted(int(m.group(1)) for n in names if (m := FRAME.fullmatch(n)))
-    return [n for n in numbers if readable(root, run.folder / "frames" / f"frame_{n:06d}.png") is not None]
+    return sorted(int(m.group(1)) for n in names if (m := FRAME.fullmatch(n)))
+
+
+def frame_numbers(root: Path, run: VideoRun) -> list[int]:
+    """The frames saved in the run's frames/, in order (files linked outside are left out)."""
+    return [n for n in _listed_frames(root, run) if _readable_frame(root, run, n) is not None]
+
+
+def _readable_frame(root: Path, run: VideoRun, n: int) -> Path | None:
+    return readable(root, run.folder / "frames" / f"frame_{n:06d}.png")
 
 
 def frame_file(root: Path, run: VideoRun, frame: int | None = None) -> Path | None:
     """Frame ``frame`` of the run (default: the poster, frame 1), resolved; None if absent or linked out."""
-    return readable(root, run.folder / "frames" / f"frame_{frame or 1:06d}.png")
+    return _readable_frame(root, run, frame or 1)
 
 
 def latest_frame(root: Path, run: VideoRun) -> tuple[int, Path] | None:
     """(number, resolved path) of the newest frame saved, of those video.json counts (a frame written
     just before a kill, and not counted yet, is painted again when the run goes on)."""
-    numbers = [n for n in frame_numbers(root, run) if n <= run.frames_done]
-    if not numbers:
-        return None
-    return numbers[-1], frame_file(root, run, numbers[-1])
+    # From the newest down, each checked only until one is readable (as live_runs.latest_snapshot):
+    # the gallery asks this of every video run at each poll, and a clip holds hundreds of frames.
+    for n in reversed([n for n in _listed_frames(root, run) if n <= run.frames_done]):
+        if (path := _readable_frame(root, run, n)) is not None:
+            return n, path
+    return None
 
 
 def frame_rows(root: Path, run: VideoRun) -> tuple[list[str], list[dict]]:
