@@ -24,6 +24,30 @@ from .labels import Painted, labels, stem
 JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 STATES = ("queued", "running", "done", "cancelled", "diverged", "failed", "interrupted")
 FINISHED = frozenset(STATES[2:])
+STATE_OF = {"error": "failed"}  # a run's status as a job's state (the others are the same words)
+STEP_EVERY = 0.1  # seconds between step events per job; the history keeps every step
+
+
+class StepRelay:
+    """A job's steps: each one into its history, and a ``step`` event on the hub at most every
+    ``STEP_EVERY`` seconds (and at the last step) with the history rows since the one before."""
+
+    def __init__(self, hub: Hub):
+        self.hub, self.last_sent, self.sent_rows = hub, 0.0, 0
+
+    def __call__(self, job: Job, event, extra: dict | None = None) -> None:
+        losses = dict(event.losses)
+        job.step, job.elapsed, job.losses = event.step, event.elapsed, losses
+        job.history.append([event.step, *(losses.get(k, 0.0) for k in job.terms)])
+        now = time.monotonic()
+        if now - self.last_sent >= STEP_EVERY or event.step == event.total_steps:
+            rows, self.sent_rows, self.last_sent = job.history[self.sent_rows :], len(job.history), now
+            self.hub.publish(
+                "step",
+                {"id": job.id, "step": job.step, "total": job.total, "elapsed": job.elapsed}
+                | {"eta": job.eta, "losses": losses, "rows": rows}
+                | (extra or {}),
+            )
 
 
 class Hub:

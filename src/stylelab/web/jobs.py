@@ -32,7 +32,7 @@ from ..events import Preview, Snapshot, Started, Step, said_in_one_line
 from ..recipes import Recipe, recipe_from_dict
 from ..runs import RunWriter
 from .gallery import thin
-from .job import FINISHED, JOB_ID, STATES, Hub, Job, job_task, new_job_id, recorded_task
+from .job import FINISHED, JOB_ID, STATE_OF, STATES, Hub, Job, StepRelay, job_task, new_job_id, recorded_task
 from .labels import labels
 from .limits import DEFAULT_MAX_QUEUE, QueueFull
 from .security import UnsafePath, inside
@@ -44,9 +44,7 @@ __all__ = ["Hub", "Job", "JobQueue", "job_task"]
 log = logging.getLogger("stylelab.studio")
 
 KEEP_JOBS = 200  # finished jobs remembered in jobs.json; their run folders stay in the gallery regardless
-STEP_EVERY = 0.1  # seconds between step events per job; the history keeps every step
 PREVIEW_EVERY = 1.0  # seconds between live images of a running job when it saves no snapshots
-STATE_OF = {"error": "failed"}  # a run's status as a job's state (the others are the same words)
 
 
 class JobQueue:
@@ -361,27 +359,16 @@ class JobQueue:
 
     def _relay(self, job: Job, writer: RunWriter):
         """Events to the job's state and the event stream; runs after ``writer`` in the callbacks."""
-        last_sent, sent_rows = 0.0, 0
+        steps = StepRelay(self.hub)
 
         def on_event(event) -> None:
-            nonlocal last_sent, sent_rows
             if event.item != 0:
                 return
             if isinstance(event, Started):
                 job.total, job.terms = event.total_steps, list(event.terms)
                 self.hub.publish("job", self.public(job))
             elif isinstance(event, Step):
-                losses = dict(event.losses)
-                job.step, job.elapsed, job.losses = event.step, event.elapsed, losses
-                job.history.append([event.step, *(losses.get(k, 0.0) for k in job.terms)])
-                now = time.monotonic()
-                if now - last_sent >= STEP_EVERY or event.step == event.total_steps:
-                    rows, sent_rows, last_sent = job.history[sent_rows:], len(job.history), now
-                    self.hub.publish(
-                        "step",
-                        {"id": job.id, "step": job.step, "total": job.total, "elapsed": job.elapsed}
-                        | {"eta": job.eta, "losses": losses, "rows": rows},
-                    )
+                steps(job, event)
             elif isinstance(event, Snapshot):
                 # The writer has just encoded this snapshot to its file: read it back rather
                 # than encode it again on the run's thread.

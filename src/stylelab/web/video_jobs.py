@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING
 from .. import images
 from ..events import Started, Step
 from ..recipes import recipe_from_dict
+from .job import STATE_OF, StepRelay
 from .security import readable
 
 if TYPE_CHECKING:
     from .job import Job
     from .jobs import JobQueue
-
-STEP_EVERY = 0.1  # seconds between step events of a frame (the chart keeps every step)
-STATES = {"done": "done", "cancelled": "cancelled", "interrupted": "interrupted", "error": "failed"}
 
 
 def clip_spec(job: Job, recipe, inputs: dict[str, Path]):
@@ -79,7 +77,7 @@ def run_video_job(queue: JobQueue, job: Job) -> None:
     job.build_seconds = round(engine.build_seconds - built, 4)
     sink = relay(queue, job, folder, began)
     outcome = paint_into(engine, plan, run, output, k, info, sinks=[sink], stop=job.stop)
-    job.state = STATES.get(outcome.status, outcome.status)
+    job.state = STATE_OF.get(outcome.status, outcome.status)
     job.frame, job.frames, job.clip_eta = outcome.frames_done, outcome.total, None
     job.message = outcome.message
     if outcome.status == "cancelled":
@@ -108,10 +106,9 @@ def relay(queue: JobQueue, job: Job, folder: Path, began: float):
     from ..video.output import frame_name
 
     hub = queue.hub
-    last_sent, sent_rows = 0.0, 0
+    steps = StepRelay(hub)
 
     def on_event(event) -> None:
-        nonlocal last_sent, sent_rows
         if isinstance(event, ClipStarted):
             job.frames, job.frame, job.resumed_from = event.total, event.first - 1, event.first - 1
             job.startup = round(time.perf_counter() - began, 4)
@@ -128,19 +125,10 @@ def relay(queue: JobQueue, job: Job, folder: Path, began: float):
                 | {"elapsed": event.elapsed, "losses": job.losses, "steps": event.steps, "status": event.status},
             )
         elif isinstance(event, Started) and event.item == 0:
-            job.total, job.terms, job.step, job.history, sent_rows = event.total_steps, list(event.terms), 0, [], 0
+            job.total, job.terms, job.step, job.history = event.total_steps, list(event.terms), 0, []
+            steps.sent_rows = 0  # each frame's chart starts afresh
         elif isinstance(event, Step) and event.item == 0:
-            losses = dict(event.losses)
-            job.step, job.elapsed, job.losses = event.step, event.elapsed, losses
-            job.history.append([event.step, *(losses.get(k, 0.0) for k in job.terms)])
-            now = time.monotonic()
-            if now - last_sent >= STEP_EVERY or event.step == event.total_steps:
-                rows, sent_rows, last_sent = job.history[sent_rows:], len(job.history), now
-                hub.publish(
-                    "step",
-                    {"id": job.id, "step": job.step, "total": job.total, "elapsed": job.elapsed, "eta": job.eta}
-                    | {"losses": losses, "rows": rows, "frame": job.frame + 1, "frames": job.frames},
-                )
+            steps(job, event, {"frame": job.frame + 1, "frames": job.frames})
 
     return on_event
 
