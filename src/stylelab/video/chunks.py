@@ -72,11 +72,12 @@ def _engines():
     return EngineCache()
 
 
-def paint_chunk(spec: ClipSpec, chunk: tuple[int, int], engine=None, stop: threading.Event | None = None):
+def paint_chunk(spec: ClipSpec, chunk: tuple[int, int], engine=None, stop: threading.Event | None = None, plan=None):
     """Paint frames ``chunk`` = (first, last) of ``spec`` (the first as a still); returns the frames
-    it keeps (``kept``) as ChunkFrames, or None when stopped midway."""
+    it keeps (``kept``) as ChunkFrames, or None when stopped midway. ``plan``: the clip's, where the
+    caller has it (``plan_clip``: a Ray worker plans for itself)."""
     engine = engine or _engines().get(spec.recipe)
-    plan = plan_clip(spec, engine)
+    plan = plan or plan_clip(spec, engine)
     first, last = chunk
     out = []
     for pf in paint_frames(plan, engine, skip=first - 1, last=last, stop=stop):
@@ -104,12 +105,15 @@ def paint_chunk(spec: ClipSpec, chunk: tuple[int, int], engine=None, stop: threa
 Runner = Callable[[ClipSpec, Sequence[tuple[int, int]], threading.Event], Iterator[tuple[tuple[int, int], list]]]
 
 
-def local_runner(spec: ClipSpec, chunks: Sequence[tuple[int, int]], stop: threading.Event, engine=None):
-    """Chunks one after the other in this process (the same frames a Ray worker paints)."""
+def local_runner(spec: ClipSpec, chunks: Sequence[tuple[int, int]], stop: threading.Event, engine=None, plan=None):
+    """Chunks one after the other in this process (the same frames a Ray worker paints), all from
+    one plan of the clip (``plan``, or made once here)."""
+    engine = engine or _engines().get(spec.recipe)
+    plan = plan or plan_clip(spec, engine)
     for chunk in chunks:
         if stop.is_set():
             return
-        frames = paint_chunk(spec, chunk, engine, stop)
+        frames = paint_chunk(spec, chunk, engine, stop, plan)
         if frames is None:
             return
         yield chunk, frames

@@ -190,7 +190,8 @@ def paint_into(
             outcome.status, outcome.message = "cancelled", "stopped before the first frame"
         elif chunked:
             todo = [c for c in chunks if c not in held]
-            _paint_chunks(plan, run, outcome, todo, sinks, stop, runner or partial(local_runner, engine=engine), t0)
+            runner = runner or partial(local_runner, engine=engine, plan=plan)  # this clip's plan, not one per chunk
+            _paint_chunks(plan, run, outcome, todo, sinks, stop, runner, t0)
         elif k < plan.count:
             _paint_in_turn(plan, engine, run, outcome, previous, sinks, stop, t0, earlier)
         if outcome.status == "running":

@@ -306,13 +306,13 @@ class ClipPlan:
             return recombine(painted, frame)
         return painted
 
-    def task(self, frame: Image.Image, carried: Carried | None = None, label: str = ""):
-        """The engine's task for one frame."""
+    def task(self, frame: Image.Image, carried: Carried | None = None, label: str = "", content=None):
+        """The engine's task for one frame; ``content``: ``content_of(frame)`` where the caller has it."""
         from ..task import Task
 
         s = self.spec
         task = Task.of(
-            self.content_of(frame),
+            self.content_of(frame) if content is None else content,
             list(self.styles),
             weights=s.blend_weights,
             masks=list(s.masks) if s.masks is not None else None,
@@ -421,6 +421,7 @@ def paint_frames(
         t0 = time.perf_counter()
         carried = None
         fresh = before is None
+        content = plan.content_of(frame)  # once: the start's fill and the task paint the same
         if spec.temporal and not fresh:
             frame_before, painted_before = before
             carried = carry(
@@ -429,11 +430,11 @@ def paint_frames(
                 frame,
                 method=spec.flow,
                 fill=spec.fill,
-                fill_from=plan.content_of(frame),
+                fill_from=content,
                 interpolation=spec.interpolation,
             )
         recipe = plan.recipe_for(n, fresh=fresh)
-        run_plan = engine.prepare([plan.task(frame, carried, label=f"frame {n}")], recipe)
+        run_plan = engine.prepare([plan.task(frame, carried, label=f"frame {n}", content=content)], recipe)
         result = engine.run(run_plan, sinks, stop)[0]
         seconds = time.perf_counter() - t0
         if result.status not in ("done", "diverged") or result.image is None:
