@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..load import busy_cores, load1
+from ..records import machine
 
 
 def _cpuinfo() -> list[str]:
@@ -25,14 +26,6 @@ def _cpuinfo() -> list[str]:
         return Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return []
-
-
-def cpu_model() -> str:
-    """The CPU's model name (lscpu's "Model name"), or the platform's guess."""
-    for line in _cpuinfo():
-        if line.lower().startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 # The instruction sets that decide convolution speed: a virtual machine's model name is
@@ -51,7 +44,7 @@ def cpu_features(flags_line: str | None = None) -> list[str]:
 def describe(device: torch.device) -> dict:
     """Machine, software and device facts recorded with every result."""
     info = {
-        "cpu": cpu_model(),
+        "cpu": machine(),  # the model name, as every run records it
         "cpu_features": cpu_features(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         # Read by the OpenMP runtime at start-up (threads.py): PASSIVE wakes sleeping threads

@@ -283,6 +283,12 @@ ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort))
 HELP_ONLY = frozenset({"--help", "-h", "--version"})
 
 
+def check_print_every(print_every: int | None) -> None:
+    """``--print-every``, where a command takes it: None (its default) or a step count of at least 1."""
+    if print_every is not None and print_every < 1:
+        raise StylelabError(f"--print-every must be at least 1, not {print_every}")
+
+
 def _tune_process(args: list[str]) -> None:
     """The command owns its process: how OpenMP threads wait (threads.py, before torch loads:
     a short spin on a quiet machine, asleep on a busy one or in the long-lived studio) and a

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import StylelabError
 from ..recipes import Recipe, load_recipe
-from .app import OUTPUT, PAINT, app, err, out, recipe_overrides, with_recipe_options
+from .app import OUTPUT, PAINT, app, check_print_every, err, out, recipe_overrides, with_recipe_options
 
 
 def _default_output(content: str) -> Path:
@@ -307,8 +307,7 @@ def progress_sink(quiet: bool, print_every: int | None, plan):
     if quiet:
         yield None
     elif print_every is not None or not sys.stderr.isatty():
-        if print_every is not None and print_every < 1:
-            raise StylelabError(f"--print-every must be at least 1, not {print_every}")
+        check_print_every(print_every)
         yield LogLines(print_every or max(1, plan_total(plan) // 20))
     else:
         with ProgressBar() as bar:

@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 
 from ..errors import StylelabError
-from .app import CLUSTER, COMPARE, OPTIMISER, OUTPUT, RUNNING, app, err, out, recipe_overrides, with_recipe_options
+from .app import (
+    CLUSTER,
+    COMPARE,
+    OPTIMISER,
+    OUTPUT,
+    RUNNING,
+    app,
+    check_print_every,
+    err,
+    out,
+    recipe_overrides,
+    with_recipe_options,
+)
 
 
 @app.command("sweep", no_args_is_help=True)
@@ -147,8 +159,7 @@ def sweep_command(
     """
     from .. import experiments, sweep
 
-    if print_every is not None and print_every < 1:
-        raise StylelabError(f"--print-every must be at least 1, not {print_every}")
+    check_print_every(print_every)
     overrides = recipe_overrides(settings)
     grid = experiments.parse_set(set_)
     # One value is a setting for every run, not a dimension (so it does not lengthen the names).

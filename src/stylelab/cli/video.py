@@ -10,7 +10,7 @@ import typer
 
 from ..errors import StylelabError
 from ..recipes import Recipe, load_recipe
-from .app import OUTPUT, PAINT, app, err, recipe_overrides, with_recipe_options
+from .app import OUTPUT, PAINT, app, check_print_every, err, recipe_overrides, with_recipe_options
 
 VIDEO = "Video"
 RAY_CHUNK_FRAMES = 48  # 2 s at 24 fps: a seam every 2 s, and a chunk is minutes of work a task
@@ -138,8 +138,7 @@ def video_command(
     from ..video.clip_run import default_run_dir, paint_into, prepare_clip
     from ..video.pipeline import VIDEO_TEMPORAL_WEIGHT, ClipSpec
 
-    if print_every is not None and print_every < 1:
-        raise StylelabError(f"--print-every must be at least 1, not {print_every}")
+    check_print_every(print_every)
     styles = list(style or [])
     if demo:
         if source:
