@@ -32,7 +32,7 @@ from .distances import distances
 from .labels import Painted, labels, recorded_inputs
 from .live_runs import Unfinished
 from .security import UnsafePath, confined, inside, readable, relative_key
-from .video_gallery import VideoRun
+from .video_gallery import VideoRun, file_url
 
 THUMB_SIZE = 360
 # Kept in inputs/ as content.jpg, style_1.png, mask_1.png, labels.png, style_mask_1.png, start.png.
@@ -43,11 +43,6 @@ NUMBERED = {"style": "styles", "mask": "masks", "style_mask": "image_masks"}  # 
 
 class RunNotFound(StylelabError):
     """No complete run folder under that key."""
-
-
-def file_url(key: str, name: str = "") -> str:
-    """The /files URL of ``name`` in the folder ``key`` (or of ``key`` itself)."""
-    return "/files/" + quote(f"{key}/{name}" if name else key)
 
 
 def thin(rows: list, n: int = 600) -> list:

@@ -32,8 +32,9 @@ FIXED_COLUMNS = ("frame", "index", "steps", "seconds", "status", "reliable")
 MOST_STRIP = 48  # frames shown in a run's strip (evenly spread; every frame is in frames/ and the zip)
 
 
-def file_url(key: str, name: str) -> str:
-    return "/files/" + quote(f"{key}/{name}")
+def file_url(key: str, name: str = "") -> str:
+    """The /files URL of ``name`` in the folder ``key`` (or of ``key`` itself)."""
+    return "/files/" + quote(f"{key}/{name}" if name else key)
 
 
 @dataclass
