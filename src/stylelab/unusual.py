@@ -44,7 +44,6 @@ def unusual_values(exp: Experiment, factor: float = FACTOR) -> list[Unusual]:
     convention and optimiser), by recipe and value, in plan order."""
     given = [k for k in SCALE_DEPENDENT if k in exp.settings or k in exp.grid]
     found: dict[tuple[str, str, float], list[str]] = {}
-    facts: dict[tuple[str, str, float], tuple[float, str]] = {}
     for spec in exp.plan():
         label = spec.point["recipe"]
         own = exp.own.get(label)
@@ -54,9 +53,9 @@ def unusual_values(exp: Experiment, factor: float = FACTOR) -> list[Unusual]:
             value, base = _effective(spec.recipe, key), _effective(own, key)
             if value > 0 and base > 0 and max(value / base, base / value) > factor:
                 found.setdefault((label, key, value), []).append(spec.name)
-                facts[(label, key, value)] = (base, own.normalization)
     return [
-        Unusual(lab, key, value, *facts[(lab, key, value)], tuple(runs)) for (lab, key, value), runs in found.items()
+        Unusual(lab, key, value, _effective(exp.own[lab], key), exp.own[lab].normalization, tuple(runs))
+        for (lab, key, value), runs in found.items()
     ]
 
 
