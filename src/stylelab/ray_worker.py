@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -111,6 +112,30 @@ def _summary(record: RunRecord) -> RunRecord:
     return dataclasses.replace(record, image=None, snapshots=[], history=record.history[-1:])
 
 
+def own_worker(threads: int):
+    """What a Ray task does first: its worker process is the task's, as the CLI's is its own:
+    sleeping OpenMP threads (effective when the worker has not loaded torch yet), a heap that keeps
+    freed activations, ``threads`` torch threads. Returns torch.
+
+    A worker whose earlier task was cancelled (Ctrl-C, ``ray.cancel``) while it imported torch keeps
+    a half-imported torch that nothing in the process can use ("partially initialized module
+    'torch'"): the process ends here, so that Ray starts a fresh worker and retries the task there.
+    """
+    from . import allocator
+    from .threads import prefer_sleeping_threads
+
+    prefer_sleeping_threads()
+    allocator.reuse_freed_memory()
+    try:
+        import torch
+
+        torch.autograd, torch.nn.functional  # noqa: B018 - present in a whole import, missing in a broken one
+    except (ImportError, AttributeError):
+        os._exit(1)
+    torch.set_num_threads(max(1, int(threads)))
+    return torch
+
+
 def run_batch(
     batch: Batch,
     items: list[int],
@@ -125,19 +150,10 @@ def run_batch(
 
     ``version`` is the driver's stylelab: a node with another would make other runs.
     """
-    from . import allocator
-    from .threads import prefer_sleeping_threads
-
-    # The task owns its worker process, as the CLI owns its own: sleeping OpenMP threads
-    # (effective when this worker has not loaded torch yet) and a heap that keeps freed activations.
-    prefer_sleeping_threads()
-    allocator.reuse_freed_memory()
-    import torch
-
+    own_worker(threads)
     if version != __version__:
         why = f"{socket.gethostname()} has stylelab {__version__}, the driver {version}; install one version everywhere"
         return [Outcome(spec.name, error=why) for spec in batch.runs]
-    torch.set_num_threads(max(1, int(threads)))
     todo = list(zip(batch.runs, items))
     outcomes: list[Outcome] = []
     if runs_dir is not None:

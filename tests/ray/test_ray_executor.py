@@ -345,3 +345,21 @@ def test_a_node_with_another_stylelab_version_runs_nothing(tiny_images, tmp_path
     assert [o.name for o in outcomes] == [spec.name for spec in batch.runs]
     assert all("the driver 0.0.0-elsewhere" in o.error and o.record is None for o in outcomes)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_left_with_a_half_imported_torch_ends_so_ray_retries_elsewhere():
+    """A task cancelled (Ctrl-C, ray.cancel) while its worker imported torch leaves that worker a
+    torch without its submodules; the next task there ends the process instead of failing its runs
+    with "partially initialized module 'torch'" (Ray then retries it on a fresh worker)."""
+    import subprocess
+    import sys
+
+    broken = (
+        "import sys, types; sys.modules['torch'] = types.ModuleType('torch'); "
+        "from stylelab.ray_worker import own_worker; own_worker(1); print('went on')"
+    )
+    done = subprocess.run([sys.executable, "-c", broken], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "went on" not in done.stdout, done.stderr
+    whole = "from stylelab.ray_worker import own_worker; print(own_worker(1).get_num_threads())"
+    done = subprocess.run([sys.executable, "-c", whole], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr

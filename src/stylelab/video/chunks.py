@@ -160,14 +160,9 @@ def _local_spec(spec: ClipSpec, folder: Path, names: list[str]) -> ClipSpec:
 
 def ray_chunk(spec: ClipSpec, chunk: tuple[int, int], threads: int, names: list[str], *data: bytes):
     """A Ray task: ``paint_chunk`` with the input files ``data`` (named ``names``) in a scratch folder."""
-    from .. import allocator
-    from ..threads import prefer_sleeping_threads
+    from ..ray_worker import own_worker
 
-    prefer_sleeping_threads()
-    allocator.reuse_freed_memory()
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
+    own_worker(threads)
     with tempfile.TemporaryDirectory(prefix="stylelab-chunk-") as tmp:
         folder = Path(tmp)
         for name, blob in zip(names, data):
